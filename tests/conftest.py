@@ -1,0 +1,62 @@
+"""Fixtures shared by every tier: project-owned PostgreSQL and Redis for the test session.
+
+Each test session starts its own servers on free ports in a temporary directory, so tests
+never touch a developer's `make dev-up` stack or any server the machine already runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from devcluster import ports, services
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Postgres]:
+    server = services.Postgres(tmp_path_factory.mktemp("postgres"), ports.free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Redis]:
+    server = services.Redis(tmp_path_factory.mktemp("redis"), ports.free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def database_url(postgres_server: services.Postgres) -> AsyncIterator[str]:
+    """A fresh, empty database per test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_server.url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield postgres_server.url_for(name)
+    admin = await asyncpg.connect(postgres_server.url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def redis_url(redis_server: services.Redis) -> AsyncIterator[str]:
+    """The session's Redis, emptied before each test."""
+    client = aioredis.from_url(redis_server.url)
+    await client.flushall()
+    await client.aclose()
+    yield redis_server.url
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
