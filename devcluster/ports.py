@@ -21,7 +21,7 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str, interval
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - a failing probe just means "not yet"
+        except Exception:
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} did not become ready within {timeout:.0f}s")

@@ -1,0 +1,5 @@
+import sys
+
+from agentclusters.cli import main
+
+sys.exit(main())
