@@ -177,12 +177,15 @@ class ControlPlane:
         return context
 
     def get(self, path: str) -> dict:
-        with urllib.request.urlopen(self.server + path, context=self._ssl_context(), timeout=5) as response:
+        """GET an API path as the cluster admin (used for readiness checks)."""
+        context = self._ssl_context()
+        with urllib.request.urlopen(self.server + path, context=context, timeout=5) as response:
             return json.loads(response.read())
 
     def _apiserver_ready(self) -> bool:
         self._check_alive()
-        with urllib.request.urlopen(self.server + "/readyz", context=self._ssl_context(), timeout=5) as response:
+        context = self._ssl_context()
+        with urllib.request.urlopen(self.server + "/readyz", context=context, timeout=5) as response:
             return response.status == 200
 
     def _default_service_account_exists(self) -> bool:
