@@ -74,11 +74,13 @@ class Postgres:
             pgdata.mkdir(exist_ok=True)
             _chown_to_postgres(pgdata)
             pgdata.chmod(0o700)
-            subprocess.run(
+            result = subprocess.run(
                 [*_as_postgres_user(), _postgres_bin("initdb"), "-D", str(pgdata),
                  "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
-                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             )
+            if result.returncode != 0:
+                raise RuntimeError(f"initdb in {pgdata} failed: {result.stderr.strip()}")
         if self.running():
             return self
         log = self.data_dir / "postgres.log"

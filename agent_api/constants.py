@@ -1,0 +1,83 @@
+"""Names fixed by the AgentCluster API: group, version, kind, labels, conditions, events.
+
+They live in one module so that the CRD, the operator, the runtime and the gateway
+spell them the same way; a typo in a label key would otherwise silently split the
+system in two.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- API identity -------------------------------------------------------------------
+GROUP: Final = "agentclusters.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "AgentCluster"
+LIST_KIND: Final = "AgentClusterList"
+PLURAL: Final = "agentclusters"
+SINGULAR: Final = "agentcluster"
+SHORT_NAMES: Final = ("agc",)
+CATEGORIES: Final = ("agents",)
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+
+# --- Pod labels ---------------------------------------------------------------------
+# Every replica pod carries all three; `LABEL_CLUSTER` alone is the scale selector.
+LABEL_CLUSTER: Final = f"{GROUP}/cluster"
+LABEL_REPLICA: Final = f"{GROUP}/replica"
+LABEL_ORDINAL: Final = f"{GROUP}/ordinal"
+
+# Namespace label that picks the namespace's tier (see `agent_api.tiers`).
+LABEL_TIER: Final = f"{GROUP}/tier"
+
+# --- Annotations --------------------------------------------------------------------
+# On a pod: the spec generation the pod was built from (image and resource changes roll
+# pods whose generation is stale).
+ANNOTATION_SPEC_GENERATION: Final = f"{GROUP}/spec-generation"
+# On a pod: hash of the pod-shaping part of the spec (image, resources), so a rollout only
+# happens when something that needs a restart changed.
+ANNOTATION_POD_TEMPLATE_HASH: Final = f"{GROUP}/pod-template-hash"
+
+# Finalizer the operator puts on an AgentCluster so that `statePolicy.whenDeleted` is
+# applied before the object goes away. With the operator down, removing it by hand
+# (`kubectl patch --type=json`) lets the deletion finish and leaves the state retained.
+FINALIZER: Final = f"{GROUP}/state-policy"
+
+# --- Conditions (status.conditions[].type) -----------------------------------------
+CONDITION_READY: Final = "Ready"
+CONDITION_PROGRESSING: Final = "Progressing"
+CONDITION_DEGRADED: Final = "Degraded"
+CONDITION_QUOTA_EXCEEDED: Final = "QuotaExceeded"
+CONDITION_TYPES: Final = (
+    CONDITION_READY,
+    CONDITION_PROGRESSING,
+    CONDITION_DEGRADED,
+    CONDITION_QUOTA_EXCEEDED,
+)
+
+# --- Event reasons ------------------------------------------------------------------
+EVENT_SCALED_UP: Final = "ScaledUp"
+EVENT_SCALED_DOWN: Final = "ScaledDown"
+EVENT_REPLICA_RECREATED: Final = "ReplicaRecreated"
+EVENT_QUOTA_EXCEEDED: Final = "QuotaExceeded"
+EVENT_REASONS: Final = (
+    EVENT_SCALED_UP,
+    EVENT_SCALED_DOWN,
+    EVENT_REPLICA_RECREATED,
+    EVENT_QUOTA_EXCEEDED,
+)
+
+# --- Sizes --------------------------------------------------------------------------
+MIN_REPLICAS: Final = 0
+MAX_REPLICAS: Final = 100
+# A pod is named `<cluster>-<replica>` and must fit a DNS label (63 characters), which is
+# also the limit on its hostname and on the label values that carry the names.
+DNS_LABEL_MAX: Final = 63
+# Longest replica name `agent_api.names` can produce: two words of at most 9 letters, a
+# dash, and a pass suffix of at most 2 digits ("daring-duck", ..., "daring-duck99").
+MAX_REPLICA_NAME_LENGTH: Final = 21
+MAX_CLUSTER_NAME_LENGTH: Final = DNS_LABEL_MAX - 1 - MAX_REPLICA_NAME_LENGTH  # 41
+
+# --- Operator configuration ---------------------------------------------------------
+ENV_TIERS: Final = "AGENTCLUSTERS_TIERS"  # inline YAML or JSON
+ENV_TIERS_FILE: Final = "AGENTCLUSTERS_TIERS_FILE"  # path to a YAML or JSON file

@@ -1,0 +1,140 @@
+"""Tiers: how many agent replicas a namespace may run, and how big each one is.
+
+The operator's configuration (Helm values) lists the tiers; a namespace label
+(`agentclusters.io/tier`) picks one, the default tier applies otherwise. Every replica is
+one slot. The admission webhook, the reconcile and the MCP gateway all refuse an excess
+with the message of `check_quota`, so a user reads the same numbers wherever they hit it.
+
+Configuration comes, in this order, from an explicit file, from `AGENTCLUSTERS_TIERS`
+(inline YAML or JSON), from the file named by `AGENTCLUSTERS_TIERS_FILE`, or from the
+built-in default (a single tier, `standard`). YAML is a superset of JSON, so one loader
+reads both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from agent_api import constants
+
+# A Kubernetes resource quantity as written in practice: 500m, 1, 1.5, 512Mi, 2Gi.
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Tier(_Config):
+    """One tier: slots per namespace, and the resources of each replica pod."""
+
+    name: Annotated[str, Field(min_length=1, max_length=63)]
+    slots: Annotated[int, Field(ge=0)]
+    """Replicas the whole namespace may run, across all its AgentClusters."""
+    cpu: Annotated[str, Field(pattern=QUANTITY)] = "500m"
+    """CPU of each replica pod, as both request and limit."""
+    memory: Annotated[str, Field(pattern=QUANTITY)] = "512Mi"
+    """Memory of each replica pod, as both request and limit."""
+    min_schedule_interval_seconds: Annotated[int, Field(ge=0)] = 1
+    """Shortest interval between two fires of a schedule in this tier."""
+
+
+class TierConfig(_Config):
+    """The operator's tier configuration."""
+
+    tiers: dict[str, Tier]
+    default_tier: str
+    """Tier of a namespace without the tier label."""
+    namespace_label: str = constants.LABEL_TIER
+    """Namespace label whose value names the namespace's tier."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_from_keys(cls, data: Any) -> Any:
+        # In YAML a tier is written `pro: {slots: 5}`; its name is the key.
+        if isinstance(data, dict) and isinstance(data.get("tiers"), dict):
+            data = {
+                **data,
+                "tiers": {
+                    key: ({"name": key, **value} if isinstance(value, dict) else value)
+                    for key, value in data["tiers"].items()
+                },
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TierConfig:
+        if not self.tiers:
+            raise ValueError("at least one tier must be configured")
+        for key, tier in self.tiers.items():
+            if tier.name != key:
+                raise ValueError(f"tier {key!r} is named {tier.name!r}; the names must match")
+        if self.default_tier not in self.tiers:
+            raise ValueError(
+                f"defaultTier {self.default_tier!r} is not a configured tier "
+                f"(configured: {', '.join(sorted(self.tiers))})"
+            )
+        return self
+
+    def for_namespace(self, labels: Mapping[str, str] | None) -> Tier:
+        """The tier of a namespace with these labels.
+
+        A label naming an unconfigured tier is an error, not a fallback to the default: a
+        typo must not silently grant a namespace some other tier's slots.
+        """
+        name = (labels or {}).get(self.namespace_label) or self.default_tier
+        tier = self.tiers.get(name)
+        if tier is None:
+            raise UnknownTierError(
+                f"namespace label {self.namespace_label}={name} names no configured tier "
+                f"(configured: {', '.join(sorted(self.tiers))})"
+            )
+        return tier
+
+
+class UnknownTierError(LookupError):
+    """A namespace's tier label names a tier the configuration does not have."""
+
+
+DEFAULT = TierConfig(
+    tiers={"standard": Tier(name="standard", slots=20)}, default_tier="standard"
+)
+
+
+def parse(text: str) -> TierConfig:
+    """A configuration from YAML or JSON text."""
+    return TierConfig.model_validate(yaml.safe_load(text))
+
+
+def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> TierConfig:
+    """The configuration from `path`, else the environment, else the built-in default."""
+    env = os.environ if environ is None else environ
+    if path is not None:
+        return parse(Path(path).read_text("utf-8"))
+    if env.get(constants.ENV_TIERS):
+        return parse(env[constants.ENV_TIERS])
+    if env.get(constants.ENV_TIERS_FILE):
+        return parse(Path(env[constants.ENV_TIERS_FILE]).read_text("utf-8"))
+    return DEFAULT
+
+
+def check_quota(tier: Tier, used_by_others: int, requested: int, namespace: str) -> str | None:
+    """The refusal message if `requested` replicas do not fit, else None.
+
+    `used_by_others` counts the slots of every *other* AgentCluster in the namespace, so a
+    scale of an existing cluster is checked on its new size, not on the difference.
+    """
+    if used_by_others + requested <= tier.slots:
+        return None
+    return (
+        f'namespace "{namespace}" (tier {tier.name}) has {tier.slots} agent '
+        f"slot{'' if tier.slots == 1 else 's'}, {used_by_others} used by other clusters; "
+        f"{requested} requested"
+    )

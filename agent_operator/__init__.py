@@ -1,0 +1,1 @@
+"""The AgentCluster operator: turns `spec.replicas` into named, independent replica pods."""

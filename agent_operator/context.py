@@ -1,0 +1,27 @@
+"""What every reconcile needs, built once at operator start-up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from agent_operator.kube import Kube
+from agent_operator.settings import OperatorSettings
+
+
+@dataclass
+class Context:
+    kube: Kube
+    settings: OperatorSettings
+    db: asyncpg.Pool
+    # One allocation at a time per namespace: names and slots are namespace-wide.
+    namespace_locks: defaultdict[str, asyncio.Lock] = field(
+        default_factory=lambda: defaultdict(asyncio.Lock)
+    )
+    # (namespace, cluster) -> generation last written to PostgreSQL by this process.
+    stored_generation: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Namespaces whose runtime Secret this process has written.
+    secrets_written: set[str] = field(default_factory=set)

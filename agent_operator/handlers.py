@@ -1,0 +1,148 @@
+"""kopf wiring, kept thin: events enqueue a key, the work queue calls `reconcile`.
+
+AgentCluster events and pod events (by the cluster label) both enqueue the cluster; a resync
+loop enqueues every cluster periodically; nothing else decides anything here. The admission
+handlers call the pure checks in `admission.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import kopf
+
+from agent_api import constants, tiers
+from agent_api.db import migrate
+from agent_operator import admission, deletion, kube, reconcile
+from agent_operator.context import Context
+from agent_operator.settings import OperatorSettings
+from agent_operator.webhook_tls import self_signed
+from agent_operator.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+CLUSTER = (constants.GROUP, constants.VERSION, constants.PLURAL)
+
+
+class Operator:
+    """State shared by the handlers of one operator process."""
+
+    def __init__(self, settings: OperatorSettings, kubeconfig: str | None, namespaces: list[str]) -> None:
+        self.settings = settings
+        self.kubeconfig = kubeconfig
+        self.namespaces = namespaces
+        self.ctx: Context | None = None
+        self.queue: WorkQueue | None = None
+        self.resync: asyncio.Task[None] | None = None
+
+    def register(self, registry: kopf.OperatorRegistry) -> None:
+        on = kopf.on
+        # A private registry starts without kopf's default login handlers.
+        on.login(registry=registry)(self.login)
+        on.startup(registry=registry)(self.startup)
+        on.cleanup(registry=registry)(self.cleanup)
+        on.event(*CLUSTER, registry=registry)(self.cluster_event)
+        on.event("", "v1", "pods", labels={constants.LABEL_CLUSTER: kopf.PRESENT},
+                 registry=registry)(self.pod_event)
+        if self.settings.webhook is not None:
+            on.validate(*CLUSTER, operations=["CREATE", "UPDATE"], id="spec",
+                        registry=registry)(self.validate_spec)
+            on.validate(*CLUSTER, subresource="scale", operations=["UPDATE"], id="scale",
+                        registry=registry)(self.validate_scale)
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def login(self, **kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In a pod: the service account; elsewhere: $KUBECONFIG (read at call time)."""
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    async def startup(self, settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 120
+        settings.watching.client_timeout = 150
+        if self.settings.webhook is not None:
+            hook = self.settings.webhook
+            certfile, keyfile = self_signed(Path(hook.cert_dir or ".agentclusters-webhook"), hook.host)
+            settings.admission.server = kopf.WebhookServer(
+                addr=hook.listen, port=hook.port, host=hook.host, path="/",
+                certfile=str(certfile), pkeyfile=str(keyfile), cafile=str(certfile),
+            )
+            settings.admission.managed = hook.configuration_name
+        pool = await asyncpg.create_pool(self.settings.database_url, min_size=1, max_size=4)
+        async with pool.acquire() as conn:
+            await migrate.apply(conn)
+        self.ctx = Context(kube=kube.Kube(kube.load_client(self.kubeconfig)), settings=self.settings, db=pool)
+        self.queue = WorkQueue(self._reconcile, self.settings.workers)
+        self.queue.start()
+        self.resync = asyncio.create_task(self._resync_forever(), name="resync")
+
+    async def cleanup(self, **_: Any) -> None:
+        if self.resync is not None:
+            self.resync.cancel()
+        if self.queue is not None:
+            await self.queue.stop()
+        if self.ctx is not None:
+            await self.ctx.db.close()
+
+    # --- events ------------------------------------------------------------------------
+    async def cluster_event(self, type: str | None, name: str, namespace: str, body: kopf.Body,
+                            **_: Any) -> None:
+        if type == "DELETED":
+            assert self.ctx is not None
+            await deletion.archive_all(self.ctx, dict(body))
+            return
+        self._enqueue(namespace, name)
+
+    def pod_event(self, labels: kopf.Labels, namespace: str, **_: Any) -> None:
+        self._enqueue(namespace, labels[constants.LABEL_CLUSTER])
+
+    def _enqueue(self, namespace: str, name: str) -> None:
+        if self.queue is not None:
+            self.queue.add((namespace, name))
+
+    async def _reconcile(self, namespace: str, name: str) -> float | None:
+        assert self.ctx is not None
+        return await reconcile.reconcile(self.ctx, namespace, name)
+
+    async def _resync_forever(self) -> None:
+        """Level-based safety net: every cluster is looked at periodically, events or not."""
+        assert self.ctx is not None and self.queue is not None
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            try:
+                for namespace in self.namespaces or [None]:
+                    for obj in await self.ctx.kube.list_all_clusters(namespace):
+                        self.queue.add((obj["metadata"]["namespace"], obj["metadata"]["name"]))
+            except Exception:
+                log.exception("resync listing failed; next attempt in %ss", self.settings.resync_seconds)
+
+    # --- admission ---------------------------------------------------------------------
+    async def validate_spec(self, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+        assert self.ctx is not None
+        tier = await self._tier(namespace)
+        problems = admission.spec_errors(dict(body.get("spec") or {}), tier, dt.datetime.now(dt.UTC))
+        if problems:
+            raise kopf.AdmissionError("; ".join(problems), code=422)
+        requested = int((body.get("spec") or {}).get("replicas", 1))
+        await self._check_slots(tier, namespace, name, requested)
+
+    async def validate_scale(self, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+        tier = await self._tier(namespace)
+        await self._check_slots(tier, namespace, name, int((body.get("spec") or {}).get("replicas", 0)))
+
+    async def _tier(self, namespace: str) -> tiers.Tier:
+        assert self.ctx is not None
+        try:
+            return self.settings.tiers.for_namespace(await self.ctx.kube.namespace_labels(namespace))
+        except tiers.UnknownTierError as error:
+            raise kopf.AdmissionError(str(error), code=422) from error
+
+    async def _check_slots(self, tier: tiers.Tier, namespace: str, name: str, requested: int) -> None:
+        assert self.ctx is not None
+        clusters = await self.ctx.kube.list_clusters(namespace)
+        if message := admission.quota_error(tier, namespace, name, requested, clusters):
+            raise kopf.AdmissionError(message, code=403)

@@ -1,0 +1,167 @@
+"""The operator's Kubernetes API calls, as plain dicts, off the event loop.
+
+The official client is synchronous; every call runs in a worker thread so the kopf event loop
+stays responsive. Responses are raw JSON (camelCase, exactly as `kubectl get -o json` shows),
+so manifests and status read the same in code, tests and docs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from agent_api import constants
+
+Obj = dict[str, Any]
+
+
+class Conflict(Exception):
+    """The object changed since it was read (HTTP 409): re-read and reconcile again."""
+
+
+def load_client(kubeconfig: str | None = None) -> client.ApiClient:
+    if kubeconfig:
+        return config.new_client_from_config(config_file=kubeconfig)
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+class Kube:
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+
+    # --- AgentClusters ---------------------------------------------------------------
+    async def get_cluster(self, namespace: str, name: str) -> Obj | None:
+        return await _call(
+            self.custom.get_namespaced_custom_object,
+            constants.GROUP, constants.VERSION, namespace, constants.PLURAL, name,
+            not_found=None,
+        )
+
+    async def list_clusters(self, namespace: str) -> list[Obj]:
+        result = await _call(
+            self.custom.list_namespaced_custom_object,
+            constants.GROUP, constants.VERSION, namespace, constants.PLURAL,
+        )
+        return result["items"]
+
+    async def list_all_clusters(self, namespace: str | None) -> list[Obj]:
+        """Every AgentCluster in `namespace`, or in the whole cluster for None."""
+        if namespace is not None:
+            return await self.list_clusters(namespace)
+        result = await _call(
+            self.custom.list_cluster_custom_object, constants.GROUP, constants.VERSION, constants.PLURAL,
+        )
+        return result["items"]
+
+    async def patch_cluster_status(self, namespace: str, name: str, status: Obj, resource_version: str) -> Obj:
+        """Replace status; the resourceVersion precondition turns a lost race into Conflict."""
+        body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        return await _call(
+            self.custom.patch_namespaced_custom_object_status,
+            constants.GROUP, constants.VERSION, namespace, constants.PLURAL, name, body,
+        )
+
+    async def patch_cluster_finalizers(
+        self, namespace: str, name: str, finalizers: list[str], resource_version: str
+    ) -> Obj | None:
+        body = {"metadata": {"resourceVersion": resource_version, "finalizers": finalizers}}
+        return await _call(
+            self.custom.patch_namespaced_custom_object,
+            constants.GROUP, constants.VERSION, namespace, constants.PLURAL, name, body,
+            not_found=None,
+        )
+
+    # --- Pods --------------------------------------------------------------------------
+    async def list_pods(self, namespace: str, cluster: str) -> list[Obj]:
+        result = await _call(
+            self.core.list_namespaced_pod, namespace,
+            label_selector=f"{constants.LABEL_CLUSTER}={cluster}", raw=True,
+        )
+        return result["items"]
+
+    async def create_pod(self, namespace: str, pod: Obj) -> bool:
+        """Create; False if a pod of that name already exists."""
+        return await _call(self.core.create_namespaced_pod, namespace, pod, raw=True, exists=False) is not False
+
+    async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> None:
+        body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid) if uid else None)
+        await _call(self.core.delete_namespaced_pod, name, namespace, body=body, raw=True, not_found=None)
+
+    # --- Namespaces, Secrets, Events ---------------------------------------------------
+    async def namespace_labels(self, namespace: str) -> dict[str, str]:
+        result = await _call(self.core.read_namespace, namespace, raw=True)
+        return result["metadata"].get("labels") or {}
+
+    async def apply_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        """Create or update an Opaque Secret with these string values."""
+        body = {
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "agent-clusters"}},
+            "type": "Opaque", "stringData": data,
+        }
+        created = await _call(self.core.create_namespaced_secret, namespace, body, raw=True, exists=False)
+        if created is False:
+            await _call(self.core.patch_namespaced_secret, name, namespace, {"stringData": data}, raw=True)
+
+    async def read_secret(self, namespace: str, name: str) -> Obj | None:
+        return await _call(self.core.read_namespaced_secret, name, namespace, raw=True, not_found=None)
+
+    async def create_event(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
+        """A core/v1 Event on `obj`, so `kubectl describe` shows it."""
+        meta = obj["metadata"]
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
+                "namespace": meta["namespace"], "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": event_type, "reason": reason, "message": message[:1024],
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "source": {"component": "agentclusters-operator"},
+            "reportingComponent": "agentclusters-operator",
+        }
+        await _call(self.core.create_namespaced_event, meta["namespace"], body, raw=True)
+
+
+async def _call(method: Any, *args: Any, raw: bool = False, not_found: Any = ..., exists: Any = ...,
+                **kwargs: Any) -> Any:
+    """Run one API call in a thread. `not_found`/`exists`: what to return on 404/409-exists
+    instead of raising (treating "already done" as success)."""
+    if raw:
+        kwargs["_preload_content"] = False
+
+    def run() -> Any:
+        response = method(*args, **kwargs)
+        return json.loads(response.data) if raw else response
+
+    try:
+        return await asyncio.to_thread(run)
+    except ApiException as error:
+        if error.status == 404 and not_found is not ...:
+            return not_found
+        if error.status == 409:
+            if exists is not ... and "AlreadyExists" in (error.body or ""):
+                return exists
+            raise Conflict(_message(error)) from error
+        raise
+
+
+def _message(error: ApiException) -> str:
+    try:
+        return json.loads(error.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return str(error.reason)

@@ -1,0 +1,42 @@
+"""`agentclusters operator`: run the AgentCluster operator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+
+import kopf
+
+from agent_operator import handlers, settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agentclusters operator", description=__doc__)
+    parser.add_argument("--config", help=f"settings YAML (default: ${settings.ENV_CONFIG_FILE})")
+    parser.add_argument("--kubeconfig", help="kubeconfig (default: in-cluster, then $KUBECONFIG)")
+    parser.add_argument("--namespace", action="append", default=[],
+                        help="watch only this namespace (repeatable; default: all namespaces)")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it too
+    operator_settings = settings.load(args.config)
+    if not operator_settings.database_url:
+        parser.error("no database: set databaseUrl in the settings file or DATABASE_URL")
+
+    registry = kopf.OperatorRegistry()
+    handlers.Operator(operator_settings, args.kubeconfig, args.namespace).register(registry)
+    asyncio.run(kopf.operator(
+        registry=registry,
+        standalone=True,
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+    ))
+    return 0

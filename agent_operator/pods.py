@@ -1,0 +1,103 @@
+"""The Pod of one member: a pure function of the AgentCluster, the member and the settings.
+
+No API calls here (unit-tested on its own). A hash of the pod-shaping inputs goes into an
+annotation, so the reconcile can tell which pods a spec change requires it to roll.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from agent_api import constants, models, tiers
+from agent_operator.settings import OperatorSettings
+
+RUNTIME_CONTAINER = "runtime"
+
+
+def template_hash(image: str, tier: tiers.Tier, settings: OperatorSettings) -> str:
+    """Changes to any of these need a new process; everything else is hot-reloaded."""
+    shaping = [image, tier.cpu, tier.memory, settings.runtime_command, settings.runtime_port,
+               settings.runtime_secret_name, settings.termination_grace_period_seconds]
+    return hashlib.sha256(json.dumps(shaping).encode()).hexdigest()[:16]
+
+
+def build(
+    cluster: dict[str, Any], member: models.Member, tier: tiers.Tier, settings: OperatorSettings
+) -> dict[str, Any]:
+    meta = cluster["metadata"]
+    spec = models.AgentClusterSpec.model_validate(cluster.get("spec") or {})
+    image = spec.image or settings.image
+    resources = {"cpu": tier.cpu, "memory": tier.memory}
+    secret = settings.runtime_secret_name
+
+    def from_secret(key: str) -> dict[str, Any]:
+        return {"secretKeyRef": {"name": secret, "key": key}}
+
+    def field(path: str) -> dict[str, Any]:
+        return {"fieldRef": {"fieldPath": path}}
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": member.pod,
+            "namespace": meta["namespace"],
+            "labels": {
+                constants.LABEL_CLUSTER: meta["name"],
+                constants.LABEL_REPLICA: member.name,
+                constants.LABEL_ORDINAL: str(member.ordinal),
+                "app.kubernetes.io/name": "agent-clusters",
+                "app.kubernetes.io/component": "agent-replica",
+                "app.kubernetes.io/managed-by": "agent-clusters",
+            },
+            "annotations": {
+                constants.ANNOTATION_POD_TEMPLATE_HASH: template_hash(image, tier, settings),
+                constants.ANNOTATION_SPEC_GENERATION: str(meta.get("generation", 0)),
+            },
+            "ownerReferences": [{
+                "apiVersion": constants.API_VERSION, "kind": constants.KIND,
+                "name": meta["name"], "uid": meta["uid"],
+                "controller": True, "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": {
+            # Agent replicas never talk to the Kubernetes API.
+            "automountServiceAccountToken": False,
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": settings.termination_grace_period_seconds,
+            "enableServiceLinks": False,
+            "containers": [{
+                "name": RUNTIME_CONTAINER,
+                "image": image,
+                "command": list(settings.runtime_command),
+                "env": [
+                    {"name": "AGENT_NAMESPACE", "valueFrom": field("metadata.namespace")},
+                    {"name": "AGENT_CLUSTER", "value": meta["name"]},
+                    {"name": "AGENT_REPLICA", "value": member.name},
+                    {"name": "AGENT_ORDINAL", "value": str(member.ordinal)},
+                    {"name": "POD_IP", "valueFrom": field("status.podIP")},
+                    {"name": "AGENT_HTTP_PORT", "value": str(settings.runtime_port)},
+                    {"name": "AGENT_SHUTDOWN_GRACE_SECONDS",
+                     "value": str(max(1, settings.termination_grace_period_seconds - 5))},
+                    {"name": "DATABASE_URL", "valueFrom": from_secret("DATABASE_URL")},
+                    {"name": "REDIS_URL", "valueFrom": from_secret("REDIS_URL")},
+                ],
+                "ports": [{"name": "http", "containerPort": settings.runtime_port}],
+                "resources": {"requests": resources, "limits": resources},
+                "readinessProbe": {
+                    "httpGet": {"path": "/readyz", "port": "http"},
+                    "periodSeconds": 2, "failureThreshold": 3,
+                },
+                "livenessProbe": {
+                    "httpGet": {"path": "/healthz", "port": "http"},
+                    "initialDelaySeconds": 10, "periodSeconds": 10, "failureThreshold": 6,
+                },
+                "securityContext": {
+                    "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                    "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+                },
+            }],
+        },
+    }

@@ -1,0 +1,282 @@
+"""The one reconcile: observe an AgentCluster and its pods, then converge, step by step.
+
+Level-based and idempotent: it reads everything it needs each time and treats "already done"
+as success, so AgentCluster events, pod events, the periodic resync and a restarted operator
+all simply call it again. Each step is one line in `reconcile()`; the order matters:
+
+1. names are chosen and written to `status.members` before any pod exists for them;
+2. scaled-down members are marked Terminating in status before their pods are deleted;
+3. a member leaves `status.members` for `status.archived` only after its pod is gone and its
+   state is archived in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import pydantic
+
+from agent_api import constants, models, tiers
+from agent_api.db import cluster_store
+from agent_operator import deletion, membership, pods, quota, status
+from agent_operator.context import Context
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+# While something is in motion, look again soon even if no event arrives.
+BUSY_REQUEUE_SECONDS = 2.0
+
+
+async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
+    """Converge one AgentCluster; returns seconds until it wants another look (None: resync)."""
+    obj = await ctx.kube.get_cluster(namespace, name)
+    if obj is None:
+        return None
+    if obj["metadata"].get("deletionTimestamp"):
+        await deletion.finish(ctx, obj)
+        return None
+    try:
+        spec = models.AgentClusterSpec.model_validate(obj.get("spec") or {})
+    except pydantic.ValidationError as error:
+        await _report_invalid_spec(ctx, obj, error)
+        return None
+    obj = await deletion.sync_finalizer(ctx, obj, spec)
+    await _ensure_runtime_secret(ctx, namespace)
+    seen = status.Observation(generation=obj["metadata"]["generation"], desired=spec.replicas)
+    seen.config_error = await _store_config(ctx, obj)
+
+    try:
+        tier = ctx.settings.tiers.for_namespace(await ctx.kube.namespace_labels(namespace))
+    except tiers.UnknownTierError as error:
+        await ctx.kube.create_event(obj, "Warning", "UnknownTier", str(error))
+        seen.failing["(namespace)"] = str(error)
+        await _write_status(ctx, obj, _status_of(obj), seen, {})
+        return None
+
+    obj = await _plan_membership(ctx, obj, spec, tier, seen)
+    current = _status_of(obj)
+    cluster_pods = {p["metadata"]["name"]: p for p in await ctx.kube.list_pods(namespace, name)}
+
+    current = await _retire_scaled_down(ctx, obj, current, cluster_pods)
+    await _ensure_member_pods(ctx, obj, current, cluster_pods, tier, seen)
+    await _roll_outdated_pod(ctx, obj, current, cluster_pods, tier, spec, seen)
+    final = await _write_status(ctx, obj, current, seen, cluster_pods)
+
+    settled = (
+        final.ready_replicas == spec.replicas
+        and len(final.members) == spec.replicas
+        and not seen.rolling
+        and seen.config_error is None
+    )
+    return None if settled else BUSY_REQUEUE_SECONDS
+
+
+# --- steps -----------------------------------------------------------------------------------
+async def _plan_membership(
+    ctx: Context, obj: Obj, spec: models.AgentClusterSpec, tier: tiers.Tier, seen: status.Observation
+) -> Obj:
+    """Allocate names for scale-up and pick scale-down victims; record both in status first."""
+    meta = obj["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    # Names and slots are namespace-wide: one allocation at a time per namespace.
+    async with ctx.namespace_locks[namespace]:
+        current = _status_of(obj)
+        others = [c for c in await ctx.kube.list_clusters(namespace) if c["metadata"]["name"] != name]
+        alive = len(membership.live(current.members))
+        target, seen.quota_message = quota.target(
+            tier, quota.claimed_by(others), spec.replicas, alive, namespace
+        )
+        added = membership.scale_up(name, current, target, membership.names_in_use([*others, obj]))
+        victims = membership.scale_down(current.members, target)
+        if not added and not victims:
+            if seen.quota_message:
+                await _warn_quota_once(ctx, obj, current, seen.quota_message)
+            return obj
+        for member in added:
+            await cluster_store.register_member(ctx.db, namespace, name, member.name, member.ordinal)
+        leaving = {m.name for m in victims}
+        current.members = [
+            m.model_copy(update={"phase": membership.TERMINATING, "ready": False}) if m.name in leaving else m
+            for m in current.members
+        ] + added
+        current.next_ordinal += len(added)
+        obj = await ctx.kube.patch_cluster_status(namespace, name, status.dump(current),
+                                                  meta["resourceVersion"])
+    if added:
+        await ctx.kube.create_event(
+            obj, "Normal", constants.EVENT_SCALED_UP,
+            f"scaling {alive} -> {alive + len(added)} replicas: added "
+            + ", ".join(m.name for m in added),
+        )
+    if victims:
+        await ctx.kube.create_event(
+            obj, "Normal", constants.EVENT_SCALED_DOWN,
+            f"scaling {alive} -> {alive - len(victims)} replicas: stopping "
+            + ", ".join(m.name for m in victims) + " (newest first)",
+        )
+    if seen.quota_message:
+        await ctx.kube.create_event(obj, "Warning", constants.EVENT_QUOTA_EXCEEDED, seen.quota_message)
+    return obj
+
+
+async def _retire_scaled_down(
+    ctx: Context, obj: Obj, current: models.AgentClusterStatus, cluster_pods: dict[str, Obj]
+) -> models.AgentClusterStatus:
+    """Stop the pods of Terminating members; archive those whose pods are gone."""
+    meta = obj["metadata"]
+    archived: list[models.ArchivedMember] = []
+    for member in current.members:
+        if member.phase != membership.TERMINATING:
+            continue
+        pod = cluster_pods.get(member.pod)
+        if pod is None:
+            await cluster_store.archive_member(ctx.db, meta["namespace"], meta["name"], member.name)
+            archived.append(models.ArchivedMember(
+                name=member.name, ordinal=member.ordinal, archived_at=dt.datetime.now(dt.UTC)
+            ))
+        elif not pod["metadata"].get("deletionTimestamp"):
+            await ctx.kube.delete_pod(meta["namespace"], member.pod, pod["metadata"]["uid"])
+    if not archived:
+        return current
+    gone = {a.name for a in archived}
+    current.members = [m for m in current.members if m.name not in gone]
+    current.archived = [*current.archived, *archived]
+    await ctx.kube.create_event(
+        obj, "Normal", "ReplicaArchived",
+        "archived " + ", ".join(sorted(gone)) + ": state kept read-only in PostgreSQL",
+    )
+    return current
+
+
+async def _ensure_member_pods(
+    ctx: Context, obj: Obj, current: models.AgentClusterStatus, cluster_pods: dict[str, Obj],
+    tier: tiers.Tier, seen: status.Observation,
+) -> None:
+    """One pod per live member; a lost or failed pod comes back under the same name."""
+    namespace = obj["metadata"]["namespace"]
+    for member in membership.live(current.members):
+        pod = cluster_pods.get(member.pod)
+        if pod is not None and (pod.get("status") or {}).get("phase") == "Failed":
+            if not pod["metadata"].get("deletionTimestamp"):
+                await ctx.kube.delete_pod(namespace, member.pod, pod["metadata"]["uid"])
+            seen.failing[member.name] = status.failure_of(pod) or "pod failed"
+            continue
+        if pod is None:
+            created = await ctx.kube.create_pod(namespace, pods.build(obj, member, tier, ctx.settings))
+            if created and member.phase != membership.ALLOCATED:
+                await ctx.kube.create_event(
+                    obj, "Normal", constants.EVENT_REPLICA_RECREATED,
+                    f"pod {member.pod} of replica {member.name} was gone; recreated it with the same identity",
+                )
+            continue
+        if why := status.failure_of(pod):
+            seen.failing[member.name] = why
+
+
+async def _roll_outdated_pod(
+    ctx: Context, obj: Obj, current: models.AgentClusterStatus, cluster_pods: dict[str, Obj],
+    tier: tiers.Tier, spec: models.AgentClusterSpec, seen: status.Observation,
+) -> None:
+    """Image or resource changes: replace one outdated pod at a time, only when all are Ready."""
+    want = pods.template_hash(spec.image or ctx.settings.image, tier, ctx.settings)
+    alive = membership.live(current.members)
+    outdated = []
+    for member in sorted(alive, key=lambda m: -m.ordinal):
+        pod = cluster_pods.get(member.pod)
+        if pod is not None and pod["metadata"].get("annotations", {}).get(
+            constants.ANNOTATION_POD_TEMPLATE_HASH
+        ) != want:
+            outdated.append((member, pod))
+    seen.rolling = [m.name for m, _ in outdated]
+    if not outdated:
+        return
+    all_ready = all(
+        (p := cluster_pods.get(m.pod)) is not None
+        and not p["metadata"].get("deletionTimestamp")
+        and status.member_from_pod(m, p).ready
+        for m in alive
+    )
+    if not all_ready or len(alive) != len(current.members):
+        return
+    member, pod = outdated[0]
+    await ctx.kube.delete_pod(obj["metadata"]["namespace"], member.pod, pod["metadata"]["uid"])
+    await ctx.kube.create_event(
+        obj, "Normal", "RollingUpdate",
+        f"replacing the pod of {member.name} (image or resources changed); "
+        f"{len(outdated) - 1} more after it is Ready",
+    )
+
+
+async def _write_status(
+    ctx: Context, obj: Obj, current: models.AgentClusterStatus, seen: status.Observation,
+    cluster_pods: dict[str, Obj],
+) -> models.AgentClusterStatus:
+    meta = obj["metadata"]
+    members = [status.member_from_pod(m, cluster_pods.get(m.pod)) for m in current.members]
+    alive = membership.live(members)
+    final = current.model_copy(update={
+        "members": members,
+        "replicas": len(alive),
+        "ready_replicas": sum(1 for m in alive if m.ready),
+        "selector": status.selector(meta["name"]),
+        "observed_generation": seen.generation,
+        "conditions": status.conditions(current.conditions, members, seen, dt.datetime.now(dt.UTC)),
+    })
+    if status.dump(final) != (obj.get("status") or {}):
+        await ctx.kube.patch_cluster_status(meta["namespace"], meta["name"], status.dump(final),
+                                            meta["resourceVersion"])
+    return final
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def _status_of(obj: Obj) -> models.AgentClusterStatus:
+    return models.AgentClusterStatus.model_validate(obj.get("status") or {})
+
+
+async def _store_config(ctx: Context, obj: Obj) -> str | None:
+    """Hand the spec to the runtimes (PostgreSQL); they apply it without a restart."""
+    meta = obj["metadata"]
+    key = (meta["namespace"], meta["name"])
+    if ctx.stored_generation.get(key) == meta["generation"]:
+        return None
+    try:
+        await cluster_store.write_config(ctx.db, *key, meta["generation"], obj.get("spec") or {})
+    except OSError as error:
+        return f"could not store the configuration in PostgreSQL: {error}"
+    ctx.stored_generation[key] = meta["generation"]
+    return None
+
+
+async def _ensure_runtime_secret(ctx: Context, namespace: str) -> None:
+    """The Secret replica pods read DATABASE_URL and REDIS_URL from, in their own namespace."""
+    if namespace in ctx.secrets_written:
+        return
+    await ctx.kube.apply_secret(namespace, ctx.settings.runtime_secret_name, {
+        "DATABASE_URL": ctx.settings.database_url, "REDIS_URL": ctx.settings.redis_url,
+    })
+    ctx.secrets_written.add(namespace)
+
+
+async def _warn_quota_once(ctx: Context, obj: Obj, current: models.AgentClusterStatus, message: str) -> None:
+    """One QuotaExceeded event per change of the message, not one per resync."""
+    before = next((c for c in current.conditions if c.type == constants.CONDITION_QUOTA_EXCEEDED), None)
+    if before is None or before.status != "True" or before.message != message:
+        await ctx.kube.create_event(obj, "Warning", constants.EVENT_QUOTA_EXCEEDED, message)
+
+
+async def _report_invalid_spec(ctx: Context, obj: Obj, error: pydantic.ValidationError) -> None:
+    """A spec the API server let through but the models reject (e.g. CRD older than the
+    operator): say so on the object and do nothing else."""
+    message = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+    )[:2000]
+    meta = obj["metadata"]
+    await ctx.kube.create_event(obj, "Warning", "InvalidSpec", message)
+    current = _status_of(obj)
+    seen = status.Observation(generation=meta["generation"], desired=len(membership.live(current.members)))
+    seen.config_error = f"spec rejected: {message}"
+    await _write_status(ctx, obj, current, seen, {})

@@ -1,0 +1,67 @@
+"""The operator's configuration (Helm values end up here), validated at start-up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from agent_api import tiers as tier_config
+
+ENV_CONFIG_FILE = "AGENTCLUSTERS_OPERATOR_CONFIG"
+
+
+class WebhookSettings(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    """Address the API server calls (a Service DNS name in a cluster)."""
+    listen: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 9443
+    cert_dir: str = ""
+    """Holds webhook.crt and webhook.key; generated self-signed when they are missing."""
+    configuration_name: str = "agentclusters.io"
+    """Name of the ValidatingWebhookConfiguration the operator keeps up to date."""
+
+
+def load(path: str | Path | None = None) -> OperatorSettings:
+    """Settings from a YAML file (`AGENTCLUSTERS_OPERATOR_CONFIG`), with DATABASE_URL and
+    REDIS_URL from the environment when the file leaves them empty."""
+    path = path or os.environ.get(ENV_CONFIG_FILE)
+    data = yaml.safe_load(Path(path).read_text("utf-8")) if path else {}
+    settings = OperatorSettings.model_validate(data or {})
+    updates = {}
+    if not settings.database_url:
+        updates["database_url"] = os.environ.get("DATABASE_URL", "")
+    if not settings.redis_url:
+        updates["redis_url"] = os.environ.get("REDIS_URL", "")
+    if "tiers" not in (data or {}):
+        updates["tiers"] = tier_config.load()
+    return settings.model_copy(update=updates)
+
+
+class OperatorSettings(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    image: str = "ghcr.io/agent-clusters/agent-clusters:0.1.0"
+    """Image of replica pods whose AgentCluster names none."""
+    runtime_command: list[str] = Field(default_factory=lambda: ["agentclusters", "runtime"])
+    """Command that starts the agent runtime inside a replica pod."""
+    database_url: str = ""
+    """PostgreSQL the runtimes share; copied into each namespace's runtime Secret."""
+    redis_url: str = ""
+    runtime_secret_name: str = "agentclusters-runtime"
+    """Secret the operator keeps in every namespace with AgentClusters (DATABASE_URL, REDIS_URL)."""
+    runtime_port: int = 8080
+    termination_grace_period_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    resync_seconds: Annotated[float, Field(gt=0)] = 30.0
+    """Every cluster is reconciled at least this often, even without events."""
+    workers: Annotated[int, Field(ge=1, le=64)] = 4
+    tiers: tier_config.TierConfig = Field(default_factory=lambda: tier_config.DEFAULT)
+    webhook: WebhookSettings | None = None
+    """The validating admission webhook; None runs without one (the CRD's own checks only)."""
+

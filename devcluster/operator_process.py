@@ -1,0 +1,81 @@
+"""Runs the real operator (`agentclusters operator`) against a devcluster.
+
+Shared by the e2e tests, `make dev-up` and `make demo`: the CRD is applied, the operator
+starts as its own process with its admission webhook on a loopback port, and replica pods
+run the runtime from this checkout's virtualenv (the process kubelet ignores images).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from devcluster import ports
+from devcluster.processes import Process
+
+REPO = Path(__file__).resolve().parent.parent
+CRDS = REPO / "crds"
+
+DEFAULT_TIERS: dict[str, Any] = {
+    "defaultTier": "standard",
+    "tiers": {
+        "standard": {"slots": 60, "cpu": "250m", "memory": "256Mi", "minScheduleIntervalSeconds": 1},
+        "pro": {"slots": 5, "cpu": "500m", "memory": "512Mi", "minScheduleIntervalSeconds": 1},
+        "free": {"slots": 2, "cpu": "100m", "memory": "128Mi", "minScheduleIntervalSeconds": 60},
+    },
+}
+
+
+def apply_crds(kubectl: Path, kubeconfig: Path) -> None:
+    for command in (
+        ["apply", "--server-side", "--force-conflicts", "-f", str(CRDS)],
+        ["wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRDS)],
+    ):
+        result = subprocess.run([str(kubectl), f"--kubeconfig={kubeconfig}", *command],
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(command)} failed: {result.stderr.strip()}")
+
+
+def write_settings(path: Path, database_url: str, redis_url: str, *, webhook_port: int,
+                   grace_seconds: int = 10, tiers: dict[str, Any] | None = None) -> Path:
+    settings = {
+        "image": "agent-clusters:dev",
+        # Images are ignored by the process kubelet; the command must exist on this machine.
+        "runtimeCommand": [sys.executable, "-m", "agentclusters", "runtime"],
+        "databaseUrl": database_url,
+        "redisUrl": redis_url,
+        "terminationGracePeriodSeconds": grace_seconds,
+        "resyncSeconds": 5,
+        "tiers": tiers or DEFAULT_TIERS,
+        "webhook": {"host": "127.0.0.1", "listen": "127.0.0.1", "port": webhook_port,
+                    "certDir": str(path.parent / "webhook-tls"),
+                    "configurationName": "agentclusters.io"},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return path
+
+
+def start(state_dir: Path, kubectl: Path, kubeconfig: Path, database_url: str, redis_url: str,
+          **settings: Any) -> Process:
+    """Apply the CRDs and start the operator; returns once its webhook answers."""
+    apply_crds(kubectl, kubeconfig)
+    port = ports.free_port()
+    config = write_settings(state_dir / "operator.yaml", database_url, redis_url, webhook_port=port, **settings)
+    process = Process(
+        "operator",
+        [sys.executable, "-m", "agentclusters", "operator", f"--kubeconfig={kubeconfig}", f"--config={config}"],
+        state_dir / "logs" / "operator.log",
+    ).start()
+    try:
+        ports.wait_until(lambda: process.check_alive() or ports.port_open(port), timeout=60,
+                         what="the operator's admission webhook")
+    except BaseException:
+        process.stop()
+        raise
+    return process
