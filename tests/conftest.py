@@ -6,6 +6,8 @@ never touch a developer's `make dev-up` stack or any server the machine already 
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,10 +20,14 @@ from devcluster import ports, services
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Postgres]:
-    server = services.Postgres(tmp_path_factory.mktemp("postgres"), ports.free_port()).start()
+def postgres_server() -> Iterator[services.Postgres]:
+    # Not under pytest's basetemp: every pytest start resets /tmp/pytest-of-<user> to 0700,
+    # which would lock the `postgres` user out of a server another session is running.
+    data_dir = Path(tempfile.mkdtemp(prefix="agentclusters-test-pg-"))
+    server = services.Postgres(data_dir, ports.free_port()).start()
     yield server
     server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

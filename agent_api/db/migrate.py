@@ -1,0 +1,98 @@
+"""Apply pending schema migrations, safely from any number of processes at once.
+
+Every runtime replica (and `agentclusters migrate`) calls `apply()` at start. A session-level
+`pg_advisory_lock` serialises them: the first applies the pending files, each in its own
+transaction together with its `schema_migrations` row; the others wait, then find nothing left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Arbitrary constant shared by every process that migrates this schema.
+ADVISORY_LOCK_KEY = 0x4A67_436C  # "JgCl"
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+_CREATE_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer     PRIMARY KEY,
+    name        text        NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The migration files in version order; a gap or a stray file name is an error."""
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILE_NAME.match(path.name)
+        if match is None:
+            raise ValueError(f"migration file {path.name!r} is not named NNNN_name.sql")
+        found.append(Migration(int(match.group(1)), match.group(2), path.read_text()))
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise ValueError(f"migration versions must be 1..N without gaps; found {migration}")
+    return found
+
+
+async def apply(conn: asyncpg.Connection) -> list[int]:
+    """Apply every pending migration; return the versions this call applied."""
+    migrations = load_migrations()
+    applied_now: list[int] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
+    try:
+        await conn.execute(_CREATE_LEDGER)
+        done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+        for migration in migrations:
+            if migration.version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version, migration.name,
+                )
+            applied_now.append(migration.version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
+    return applied_now
+
+
+async def _apply_url(url: str) -> list[int]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await apply(conn)
+    finally:
+        await conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`agentclusters migrate`: apply pending migrations to $DATABASE_URL."""
+    parser = argparse.ArgumentParser(prog="agentclusters migrate", description=main.__doc__)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    args = parser.parse_args(argv)
+    if not args.database_url:
+        parser.error("set DATABASE_URL or pass --database-url")
+    applied = asyncio.run(_apply_url(args.database_url))
+    print(f"applied migrations: {applied or 'none (schema up to date)'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,16 @@
+-- name: InsertRun
+INSERT INTO runs (namespace, cluster, replica, fire_id, trigger, schedule, fire_time, function,
+                  attempt, lease_token)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING id;
+
+-- name: FinishRun
+UPDATE runs SET status = $2, error = $3, output = $4::jsonb, finished_at = now()
+WHERE id = $1;
+
+-- name: ListRuns
+-- Run history by agent, optionally by replica, newest first.
+SELECT * FROM runs
+WHERE namespace = $1 AND cluster = $2 AND ($3::text IS NULL OR replica = $3)
+ORDER BY started_at DESC, id DESC
+LIMIT $4;

@@ -1,0 +1,135 @@
+-- The schema that applying every file in migrations/ produces (checked by
+-- tests/integration/db/test_migrate.py). Read this file; change the schema with a new migration.
+
+
+CREATE TABLE cluster_configs (
+    namespace   text        NOT NULL,
+    cluster     text        NOT NULL,
+    generation  bigint      NOT NULL CHECK (generation >= 0),
+    spec        jsonb       NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, cluster)
+);
+
+CREATE TABLE cluster_members (
+    namespace      text        NOT NULL,
+    cluster        text        NOT NULL,
+    replica        text        NOT NULL CHECK (replica <> ''),
+    ordinal        integer     NOT NULL CHECK (ordinal >= 0),
+    registered_at  timestamptz NOT NULL DEFAULT now(),
+    archived_at    timestamptz,
+    PRIMARY KEY (namespace, cluster, replica)
+);
+
+-- One planning lane per schedule: lane '' for single mode, the replica name for cluster mode.
+-- The planner locks its lane row (SKIP LOCKED) while it inserts fires, so two replicas never
+-- make contradicting missed-fire decisions for the same lane.
+CREATE TABLE schedule_lanes (
+    namespace             text        NOT NULL,
+    cluster               text        NOT NULL,
+    schedule              text        NOT NULL,
+    lane                  text        NOT NULL,
+    definition_hash       text        NOT NULL DEFAULT '',
+    planned_until        timestamptz NOT NULL,
+    consecutive_failures  integer     NOT NULL DEFAULT 0 CHECK (consecutive_failures >= 0),
+    backoff_until         timestamptz,
+    disabled_at           timestamptz,
+    disabled_reason       text,
+    error                 text,
+    updated_at            timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, cluster, schedule, lane)
+);
+
+CREATE SEQUENCE fire_lease_token_seq AS bigint;
+
+-- One row per (schedule, nominal fire time, replica); replica = '' for single mode.
+-- High churn: every fire is inserted, updated to running, renewed and finished, so leave room
+-- for HOT updates and vacuum the table eagerly.
+CREATE TABLE fires (
+    id                bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    namespace         text        NOT NULL,
+    cluster           text        NOT NULL,
+    schedule          text        NOT NULL,
+    fire_time         timestamptz NOT NULL,
+    replica           text        NOT NULL DEFAULT '',
+    mode              text        NOT NULL CHECK (mode IN ('single', 'cluster')),
+    function          text        NOT NULL,
+    exclusive         boolean     NOT NULL DEFAULT true,
+    payload           jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    status            text        NOT NULL DEFAULT 'available'
+        CHECK (status IN ('available', 'running', 'succeeded', 'failed', 'skipped', 'cancelled')),
+    attempt           integer     NOT NULL DEFAULT 0 CHECK (attempt >= 0),
+    max_attempts      integer     NOT NULL DEFAULT 3 CHECK (max_attempts > 0),
+    lease_owner       text,
+    lease_token       bigint,
+    lease_expires_at  timestamptz,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    started_at        timestamptz,
+    finished_at       timestamptz,
+    error             text,
+    CONSTRAINT fires_one_per_slot UNIQUE (namespace, cluster, schedule, fire_time, replica),
+    CONSTRAINT fires_mode_replica CHECK ((mode = 'single') = (replica = '')),
+    CONSTRAINT fires_running_has_lease CHECK (
+        status <> 'running'
+        OR (lease_owner IS NOT NULL AND lease_token IS NOT NULL AND lease_expires_at IS NOT NULL)
+    ),
+    CONSTRAINT fires_finished_has_time CHECK (
+        status NOT IN ('succeeded', 'failed', 'skipped', 'cancelled') OR finished_at IS NOT NULL
+    )
+) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02,
+        autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+
+-- Claims scan only live rows: the partial indexes stay small however long the history.
+CREATE INDEX fires_available_idx ON fires (namespace, cluster, fire_time)
+    WHERE status = 'available';
+CREATE INDEX fires_running_lease_idx ON fires (namespace, cluster, lease_expires_at)
+    WHERE status = 'running';
+CREATE INDEX fires_finished_idx ON fires (finished_at)
+    WHERE status IN ('succeeded', 'failed', 'skipped', 'cancelled');
+-- No overlapping runs of one exclusive schedule (per lane): the database holds the rule.
+CREATE UNIQUE INDEX fires_one_running_per_schedule ON fires (namespace, cluster, schedule, replica)
+    WHERE status = 'running' AND exclusive;
+
+-- Every execution attempt, scheduled or not, with the replica that ran it.
+CREATE TABLE runs (
+    id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    namespace    text        NOT NULL,
+    cluster      text        NOT NULL,
+    replica      text        NOT NULL,
+    fire_id      bigint      REFERENCES fires (id) ON DELETE SET NULL,
+    trigger      text        NOT NULL CHECK (trigger IN ('schedule', 'webhook', 'chat', 'manual')),
+    schedule     text,
+    fire_time    timestamptz,
+    function     text        NOT NULL,
+    attempt      integer     NOT NULL DEFAULT 1,
+    lease_token  bigint,
+    status       text        NOT NULL DEFAULT 'running'
+        CHECK (status IN ('running', 'succeeded', 'failed', 'rejected', 'released')),
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz,
+    error        text,
+    output       jsonb,
+    CONSTRAINT runs_output_bounded CHECK (output IS NULL OR octet_length(output::text) <= 8192)
+) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.05);
+
+CREATE INDEX runs_by_replica_idx ON runs (namespace, cluster, replica, started_at);
+CREATE INDEX runs_by_fire_idx ON runs (fire_id) WHERE fire_id IS NOT NULL;
+CREATE INDEX runs_started_idx ON runs (started_at);
+
+-- Key-value state: replica = '' is the cluster-shared scope.
+CREATE TABLE agent_state (
+    namespace   text        NOT NULL,
+    cluster     text        NOT NULL,
+    replica     text        NOT NULL,
+    key         text        NOT NULL CHECK (key <> '' AND length(key) <= 256),
+    value       jsonb       NOT NULL,
+    size_bytes  integer     NOT NULL CHECK (size_bytes >= 0),
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, cluster, replica, key)
+);
+
+CREATE TABLE schema_migrations (
+    version     integer     PRIMARY KEY,
+    name        text        NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);

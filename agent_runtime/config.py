@@ -1,0 +1,123 @@
+"""Who this replica is (from the environment) and what it runs (from PostgreSQL).
+
+The operator writes the spec into `cluster_configs` and NOTIFYs `agent_config`; the watcher
+reloads on that wake-up and also polls, so a lost notification (or a dropped listening
+connection) only delays a change, never loses it. Changes apply without a restart: the
+scheduler reads `watcher.current` on every tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import asyncpg
+import pydantic
+
+from agent_api.db import queries
+from agent_runtime import spec
+
+log = logging.getLogger(__name__)
+CHANNEL = "agent_config"
+
+
+@dataclass(frozen=True)
+class Identity:
+    namespace: str
+    cluster: str
+    replica: str
+    ordinal: int
+    pod_ip: str
+    database_url: str
+    redis_url: str
+    http_port: int = 8080
+    shutdown_grace_seconds: float = 25.0
+    config_poll_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Identity:
+        env = os.environ if env is None else env
+        required = ["AGENT_NAMESPACE", "AGENT_CLUSTER", "AGENT_REPLICA", "POD_IP",
+                    "DATABASE_URL", "REDIS_URL"]
+        missing = [name for name in required if not env.get(name)]
+        if missing:
+            raise ValueError(f"missing required environment variables: {', '.join(missing)}")
+        return cls(
+            namespace=env["AGENT_NAMESPACE"],
+            cluster=env["AGENT_CLUSTER"],
+            replica=env["AGENT_REPLICA"],
+            ordinal=int(env.get("AGENT_ORDINAL", "0")),
+            pod_ip=env["POD_IP"],
+            database_url=env["DATABASE_URL"],
+            redis_url=env["REDIS_URL"],
+            http_port=int(env.get("AGENT_HTTP_PORT", "8080")),
+            shutdown_grace_seconds=float(env.get("AGENT_SHUTDOWN_GRACE_SECONDS", "25")),
+            config_poll_seconds=float(env.get("AGENT_CONFIG_POLL_SECONDS", "10")),
+        )
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.cluster}"
+
+
+class ConfigWatcher:
+    """Holds the current parsed spec and keeps it fresh."""
+
+    def __init__(self, pool: asyncpg.Pool, identity: Identity) -> None:
+        self._pool = pool
+        self._identity = identity
+        self._wake = asyncio.Event()
+        self.current: spec.RuntimeSpec | None = None
+        self.changed = asyncio.Event()  # set on every applied change; the scheduler clears it
+
+    async def load(self) -> bool:
+        """Read the stored spec; True when a new generation was applied."""
+        row = await self._pool.fetchrow(
+            queries.SQL["LoadConfig"], self._identity.namespace, self._identity.cluster
+        )
+        if row is None or (self.current and self.current.generation == row["generation"]):
+            return False
+        raw = row["spec"]
+        try:
+            parsed = spec.parse(row["generation"], json.loads(raw) if isinstance(raw, str) else raw)
+        except pydantic.ValidationError as error:
+            # Keep running the last good spec rather than stopping every schedule.
+            log.error("spec generation %s is invalid, keeping the previous one: %s",
+                      row["generation"], error)
+            return False
+        self.current = parsed
+        self.changed.set()
+        log.info("applied spec generation %s", parsed.generation,
+                 extra={"generation": parsed.generation,
+                        "schedule_errors": parsed.schedule_errors or None})
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reload on NOTIFY, and at least every `config_poll_seconds`."""
+        listener: asyncpg.Connection | None = None
+        while not stop.is_set():
+            # Cleared before reading, so a NOTIFY that lands during the read wakes us again.
+            self._wake.clear()
+            try:
+                if listener is None or listener.is_closed():
+                    listener = await asyncpg.connect(self._identity.database_url)
+                    await listener.add_listener(CHANNEL, self._on_notify)
+                await self.load()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("config reload failed, will retry: %s", error)
+                listener = None
+            waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
+            await asyncio.wait(waiters, timeout=self._identity.config_poll_seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+        if listener is not None and not listener.is_closed():
+            await listener.close()
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload == self._identity.key:
+            self._wake.set()

@@ -1,0 +1,119 @@
+"""`agentclusters runtime`: wire config, scheduler, registry and HTTP server; drain on SIGTERM.
+
+Shutdown order matters: stop claiming, report not-ready, let in-flight runs finish within the
+grace period, release the leases of the rest (another replica claims them at once), deregister
+from Redis, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+import asyncpg
+from aiohttp import web
+
+from agent_api.db import cluster_store, migrate
+from agent_runtime import (
+    config,
+    logs,
+    metrics,
+    registry,
+    retention,
+    runner,
+    scheduler,
+    server,
+)
+
+log = logging.getLogger(__name__)
+
+
+async def _connect_pool(url: str, stop: asyncio.Event) -> asyncpg.Pool | None:
+    """Wait for PostgreSQL (it may start after us) and apply pending migrations."""
+    delay = 0.2
+    while not stop.is_set():
+        try:
+            conn = await asyncpg.connect(url)
+            try:
+                await migrate.apply(conn)
+            finally:
+                await conn.close()
+            return await asyncpg.create_pool(url, min_size=1, max_size=8)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            log.warning("PostgreSQL not reachable yet, retrying: %s", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 5.0)
+    return None
+
+
+async def run(identity: config.Identity | None = None,
+              stop: asyncio.Event | None = None,
+              clock: scheduler.Clock = scheduler.database_clock) -> int:
+    identity = identity or config.Identity.from_env()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+
+    pool = await _connect_pool(identity.database_url, stop)
+    if pool is None:
+        return 0
+    counters = metrics.Metrics()
+    await cluster_store.register_member(pool, identity.namespace, identity.cluster,
+                                        identity.replica, identity.ordinal)
+    watcher = config.ConfigWatcher(pool, identity)
+    with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        await watcher.load()
+    run_functions = runner.Runner(pool, identity, watcher, counters)
+    schedule_loop = scheduler.Scheduler(pool, identity, watcher, run_functions, counters, clock)
+
+    def ready() -> bool:
+        return watcher.current is not None and schedule_loop.claiming and not stop.is_set()
+
+    app = server.build_app(identity, counters, run_functions, ready)
+    web_runner = web.AppRunner(app, access_log=None)
+    await web_runner.setup()
+    await web.TCPSite(web_runner, identity.pod_ip, identity.http_port).start()
+    address = f"http://{identity.pod_ip}:{identity.http_port}"
+    replica_registry = registry.Registry(
+        identity, address, lambda: (ready(), schedule_loop.busy())
+    )
+    background = [
+        asyncio.create_task(watcher.run(stop), name="config"),
+        asyncio.create_task(replica_registry.run(stop), name="registry"),
+        asyncio.create_task(retention.run(pool, lambda: _retention_seconds(watcher), stop),
+                            name="retention"),
+    ]
+    log.info("runtime started", extra={"address": address})
+    await schedule_loop.run(stop)
+
+    log.info("shutting down: draining in-flight runs",
+             extra={"in_flight": schedule_loop.busy(),
+                    "grace_seconds": identity.shutdown_grace_seconds})
+    await schedule_loop.drain(identity.shutdown_grace_seconds)
+    await asyncio.gather(*background, return_exceptions=True)
+    await replica_registry.deregister()
+    await web_runner.cleanup()
+    await run_functions.close()
+    await pool.close()
+    log.info("runtime stopped")
+    return 0
+
+
+def _retention_seconds(watcher: config.ConfigWatcher) -> float:
+    hours = watcher.current.limits.history_retention_hours if watcher.current else 7 * 24
+    return hours * 3600
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one agent replica (identity from AGENT_* environment variables)."""
+    parser = argparse.ArgumentParser(prog="agentclusters runtime", description=main.__doc__)
+    parser.parse_args(argv)
+    identity = config.Identity.from_env()
+    logs.configure(identity.namespace, identity.cluster, identity.replica)
+    return asyncio.run(run(identity))

@@ -1,0 +1,125 @@
+"""Executing one function call and recording it in the run history, whatever triggered it.
+
+The scheduler adds leases and fencing around `execute`; the HTTP endpoint calls `run_now`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from agent_api.db import queries
+from agent_runtime import config, functions, metrics, state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # 'succeeded' | 'failed'
+    error: str | None
+    output: dict[str, Any] | None
+
+
+class UnknownFunction(LookupError):
+    pass
+
+
+class Runner:
+    def __init__(self, pool: asyncpg.Pool, identity: config.Identity,
+                 watcher: config.ConfigWatcher, counters: metrics.Metrics) -> None:
+        self._pool = pool
+        self._identity = identity
+        self._watcher = watcher
+        self._metrics = counters
+        self._session: aiohttp.ClientSession | None = None
+        self.manual_in_flight = 0
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def state_store(self) -> state.StateStore:
+        limits = self._watcher.current.limits if self._watcher.current else None
+        return state.StateStore(
+            self._pool, self._identity.namespace, self._identity.cluster, self._identity.replica,
+            limits.state_max_value_bytes if limits else 64 * 1024,
+            limits.state_max_total_bytes if limits else 1024 * 1024,
+        )
+
+    async def start_run(self, *, function: str, trigger: str, schedule: str | None,
+                        fire_time: dt.datetime | None, attempt: int, fire_id: int | None,
+                        lease_token: int | None) -> int:
+        i = self._identity
+        return await self._pool.fetchval(
+            queries.SQL["InsertRun"], i.namespace, i.cluster, i.replica, fire_id, trigger,
+            schedule, fire_time, function, attempt, lease_token,
+        )
+
+    async def finish_run(self, run_id: int, trigger: str, status: str, error: str | None,
+                         output: dict[str, Any] | None) -> None:
+        self._metrics.runs[(trigger, status)] += 1
+        await self._pool.execute(queries.SQL["FinishRun"], run_id, status, error,
+                                 None if output is None else json.dumps(output))
+
+    async def execute(self, function_name: str, *, trigger: str, schedule: str | None,
+                      fire_time: dt.datetime | None, attempt: int, idempotency_key: str,
+                      payload: dict[str, Any]) -> Outcome:
+        """Run the function under the spec's run timeout; never raises for function errors."""
+        current = self._watcher.current
+        function = current.functions.get(function_name) if current else None
+        if function is None:
+            return Outcome("failed", f"function {function_name!r} is not defined", None)
+        try:
+            context = functions.RunContext(
+                agent=self._identity.cluster, namespace=self._identity.namespace,
+                replica=self._identity.replica, function=function_name, trigger=trigger,
+                schedule=schedule, fire_time=fire_time.isoformat() if fire_time else None,
+                attempt=attempt, idempotency_key=idempotency_key, payload=payload,
+                state=await self.state_store().items(),
+            )
+            result = await asyncio.wait_for(
+                functions.invoke(function, context, self._http_session()),
+                current.limits.run_timeout_seconds,
+            )
+        except TimeoutError:
+            return Outcome("failed", f"timed out after {current.limits.run_timeout_seconds} s "
+                                     "(spec.limits.runTimeoutSeconds)", None)
+        except Exception as error:  # a function may raise anything; it is recorded, not fatal
+            return Outcome("failed", f"{type(error).__name__}: {error}"[:2000], None)
+        return Outcome("succeeded", None, functions.summarize(result))
+
+    async def run_now(self, function_name: str, trigger: str, payload: dict[str, Any],
+                      idempotency_key: str | None) -> tuple[int, Outcome]:
+        """A run not tied to a fire (webhook, manual): recorded in the history, no lease."""
+        current = self._watcher.current
+        if current is None or function_name not in current.functions:
+            raise UnknownFunction(function_name)
+        self.manual_in_flight += 1
+        self._metrics.in_flight += 1
+        try:
+            run_id = await self.start_run(function=function_name, trigger=trigger, schedule=None,
+                                          fire_time=None, attempt=1, fire_id=None,
+                                          lease_token=None)
+            outcome = await self.execute(
+                function_name, trigger=trigger, schedule=None, fire_time=None, attempt=1,
+                idempotency_key=idempotency_key or f"{trigger}:{uuid.uuid4()}", payload=payload,
+            )
+            await self.finish_run(run_id, trigger, outcome.status, outcome.error, outcome.output)
+            return run_id, outcome
+        finally:
+            self.manual_in_flight -= 1
+            self._metrics.in_flight -= 1
+
+    def _http_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
