@@ -348,6 +348,8 @@ class Schedule(ApiModel):
     """What to do with fires missed while no replica could run them."""
     backfill_limit: Annotated[int, Field(ge=1, le=1000)] = 10
     """Most missed fires run by the backfill policy."""
+    missed_fire_grace_seconds: Annotated[int, Field(ge=0, le=86400)] = 10
+    """A fire this late still runs as on time; later ones follow missedFirePolicy."""
     failure_policy: FailurePolicy = Field(
         default_factory=FailurePolicy, json_schema_extra={"default": {}}
     )
@@ -415,6 +417,16 @@ class Limits(ApiModel):
     """Longest one agent turn may take, function calls included."""
     max_function_calls: Annotated[int, Field(ge=0, le=10000)] = 20
     """Function calls in one agent turn."""
+    lease_seconds: Annotated[int, Field(ge=5, le=3600)] = 30
+    """Lease on a running single-mode fire; a replica silent this long loses the fire to another."""
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    """Attempts of one fire (the first run and the takeovers after lost leases)."""
+    state_max_value_bytes: Annotated[int, Field(ge=1, le=16 * 1024 * 1024)] = 64 * 1024
+    """Largest JSON value one state key may hold."""
+    state_max_total_bytes: Annotated[int, Field(ge=1, le=256 * 1024 * 1024)] = 1024 * 1024
+    """Largest total state one replica (or the cluster scope) may hold."""
+    history_retention_hours: Annotated[int, Field(ge=1, le=24 * 366)] = 7 * 24
+    """Finished fires and runs older than this are swept."""
 
 
 class StatePolicy(ApiModel):

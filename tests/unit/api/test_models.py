@@ -58,7 +58,7 @@ def test_runtime_spec_shape_round_trips() -> None:
             "timeoutSeconds": 10, "retries": 2}}],
         "schedules": [{"name": "hourly", "function": "scraping.fetch", "cron": "*/5 * * * * *",
                        "timezone": "UTC", "mode": "single", "enabled": True,
-                       "missedFirePolicy": "skip", "backfillLimit": 10,
+                       "missedFirePolicy": "skip", "backfillLimit": 10, "missedFireGraceSeconds": 10,
                        "failurePolicy": {"action": "continue", "maxConsecutiveFailures": 3,
                                          "backoffSeconds": 30},
                        "allowOverlap": False, "payload": {}}],
