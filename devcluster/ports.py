@@ -21,6 +21,8 @@ def wait_until(check: Callable[[], bool], *, timeout: float, what: str, interval
         try:
             if check():
                 return
+        except RuntimeError:
+            raise  # a supervised process died (Process.check_alive): waiting cannot help
         except Exception:
             pass
         if time.monotonic() > deadline:

@@ -71,7 +71,7 @@ def test_valid_agent_cluster_is_accepted(kubectl: Kubectl, name: str, manifest: 
 
 
 def test_examples_apply_and_scale_within_bounds(kubectl: Kubectl) -> None:
-    examples = Path(__file__).parents[3] / "examples"
+    examples = Path(__file__).parents[2] / "examples"
     applied = kubectl("apply", "-f", str(examples))
     assert applied.returncode == 0, applied.stderr
     got = kubectl("get", "agc", "hello", "-o", "json")

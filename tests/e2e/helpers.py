@@ -1,0 +1,51 @@
+"""Polling helpers for e2e tests: assert outcomes with a deadline, never timings."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], *, timeout: float = 60, interval: float = 0.25,
+               what: str = "the condition") -> T:
+    """Call `check` until it returns something truthy (returned) without raising; on timeout
+    fail with the last value or exception."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+            last = value
+        except Exception as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:.0f}s; last: {last!r}")
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still "exists" until reaped; treat it as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def container_pid(pod, container: str | None = None) -> int | None:
+    """The pid behind a running container (`containerID: process://<pid>`)."""
+    for status in (pod.status.container_statuses or []) if pod.status else []:
+        if container in (None, status.name) and status.state and status.state.running \
+                and status.container_id:
+            return int(status.container_id.removeprefix("process://"))
+    return None
