@@ -38,6 +38,7 @@ dev-down: bootstrap
 
 crds: bootstrap
 	$(PY) -m agentclusters crds --output crds/
+	cp crds/*.yaml charts/agent-clusters/crds/
 
 bench: bootstrap binaries
-	$(PY) -m pytest -p no:cacheprovider bench -q -s
+	$(PY) -m bench.claims

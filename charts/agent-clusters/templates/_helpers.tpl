@@ -1,0 +1,141 @@
+{{/* Chart name, truncated to a DNS label. */}}
+{{- define "agent-clusters.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Fully qualified app name: release-chart, unless the release name already holds the chart name. */}}
+{{- define "agent-clusters.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "agent-clusters.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "agent-clusters.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "agent-clusters.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "agent-clusters.labels" -}}
+helm.sh/chart: {{ include "agent-clusters.chart" . }}
+{{ include "agent-clusters.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: agent-clusters
+{{- end }}
+
+{{- define "agent-clusters.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "agent-clusters.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "agent-clusters.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* The Service the API server reaches the webhook through. */}}
+{{- define "agent-clusters.webhookService" -}}
+{{- printf "%s-webhook" (include "agent-clusters.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "agent-clusters.webhookHost" -}}
+{{- default (printf "%s.%s.svc" (include "agent-clusters.webhookService" .) .Release.Namespace) .Values.webhook.host }}
+{{- end }}
+
+{{- define "agent-clusters.webhookConfigurationName" -}}
+{{- default (printf "%s.agentclusters.io" (include "agent-clusters.fullname" .)) .Values.webhook.configurationName }}
+{{- end }}
+
+{{/* Secret holding the webhook's serving certificate, or "" when the operator makes its own. */}}
+{{- define "agent-clusters.webhookTLSSecret" -}}
+{{- if .Values.webhook.certManager.enabled }}
+{{- printf "%s-webhook-tls" (include "agent-clusters.fullname" .) }}
+{{- else if .Values.webhook.existingSecret }}
+{{- .Values.webhook.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{/* Secret the chart renders for URLs given as values. */}}
+{{- define "agent-clusters.connectionsSecret" -}}
+{{- printf "%s-connections" (include "agent-clusters.fullname" .) }}
+{{- end }}
+
+{{/* secretKeyRef of DATABASE_URL / REDIS_URL, or nothing when unset. Argument: dict root, conf, key. */}}
+{{- define "agent-clusters.urlSecretRef" -}}
+{{- if .conf.existingSecret }}
+name: {{ .conf.existingSecret }}
+key: {{ .conf.existingSecretKey }}
+{{- else if .conf.url }}
+name: {{ include "agent-clusters.connectionsSecret" .root }}
+key: {{ .key }}
+{{- end }}
+{{- end }}
+
+{{- define "agent-clusters.certDir" -}}
+/var/run/agentclusters/webhook
+{{- end }}
+
+{{/* The operator's settings file (agent_operator/settings.py, camelCase). URLs come from env. */}}
+{{- define "agent-clusters.settings" -}}
+image: {{ default (include "agent-clusters.image" .) .Values.agents.image | quote }}
+runtimeCommand:
+{{- toYaml .Values.agents.command | nindent 2 }}
+runtimeSecretName: {{ .Values.agents.runtimeSecretName | quote }}
+runtimePort: {{ .Values.agents.port }}
+terminationGracePeriodSeconds: {{ .Values.agents.terminationGracePeriodSeconds }}
+resyncSeconds: {{ .Values.operator.resyncSeconds }}
+workers: {{ .Values.operator.workers }}
+tiers:
+  defaultTier: {{ .Values.tiers.defaultTier | quote }}
+  {{- with .Values.tiers.namespaceLabel }}
+  namespaceLabel: {{ . | quote }}
+  {{- end }}
+  tiers:
+    {{- range $name, $tier := .Values.tiers.tiers }}
+    {{ $name | quote }}:
+      slots: {{ int64 $tier.slots }}
+      {{- if hasKey $tier "cpu" }}
+      cpu: {{ toString $tier.cpu | quote }}
+      {{- end }}
+      {{- if hasKey $tier "memory" }}
+      memory: {{ toString $tier.memory | quote }}
+      {{- end }}
+      {{- if hasKey $tier "minScheduleIntervalSeconds" }}
+      minScheduleIntervalSeconds: {{ int64 $tier.minScheduleIntervalSeconds }}
+      {{- end }}
+    {{- end }}
+{{- if .Values.webhook.enabled }}
+webhook:
+  host: {{ include "agent-clusters.webhookHost" . | quote }}
+  listen: "0.0.0.0"
+  port: {{ .Values.webhook.port }}
+  certDir: {{ include "agent-clusters.certDir" . | quote }}
+  configurationName: {{ include "agent-clusters.webhookConfigurationName" . | quote }}
+{{- else }}
+webhook: null
+{{- end }}
+{{- end }}
+
+{{/* Checks the schema cannot express; rendered (as nothing) by configmap.yaml. */}}
+{{- define "agent-clusters.validate" -}}
+{{- if not (hasKey .Values.tiers.tiers .Values.tiers.defaultTier) }}
+{{- fail (printf "tiers.defaultTier %q is not one of tiers.tiers (%s)" .Values.tiers.defaultTier (keys .Values.tiers.tiers | sortAlpha | join ", ")) }}
+{{- end }}
+{{- if and .Values.webhook.certManager.enabled .Values.webhook.existingSecret }}
+{{- fail "webhook.certManager.enabled and webhook.existingSecret are exclusive: pick one source of the webhook certificate" }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,292 @@
+"""The Helm chart against a real kube-apiserver (a private devcluster control plane, no
+kubelet): lint, server-side dry runs of the rendered manifests, `helm install`/`upgrade`/
+`uninstall`, and the operator ServiceAccount's effective rights checked with
+`kubectl auth can-i` impersonation.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client, config
+
+from tests.unit import chart
+
+pytestmark = pytest.mark.e2e
+
+NAMESPACE = "agent-clusters"
+RELEASE = "ac"
+FULLNAME = f"{RELEASE}-agent-clusters"
+SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:{FULLNAME}"
+WEBHOOK_CONFIGURATION = f"{FULLNAME}.agentclusters.io"
+
+
+@dataclass
+class Cluster:
+    kubectl_binary: Path
+    kubeconfig: Path
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.kubectl_binary), "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin, text=True, capture_output=True, timeout=60,
+        )
+
+    def ok(self, *args: str, stdin: str | None = None) -> str:
+        result = self.kubectl(*args, stdin=stdin)
+        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+        return result.stdout
+
+    def get(self, *args: str) -> dict:
+        return json.loads(self.ok("get", "-o", "json", *args))
+
+    def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return chart.helm(*args, kubeconfig=self.kubeconfig, check=check)
+
+    def can_i(self, verb: str, resource: str, *, namespace: str | None = "team-a",
+              subresource: str | None = None) -> bool:
+        args = ["auth", "can-i", verb, resource, f"--as={SERVICE_ACCOUNT}"]
+        args += [f"--namespace={namespace}"] if namespace else ["--all-namespaces"]
+        if subresource:
+            args.append(f"--subresource={subresource}")
+        result = self.kubectl(*args)
+        assert result.stdout.strip() in ("yes", "no"), result.stderr
+        return result.stdout.strip() == "yes"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    from devcluster import binaries, controlplane
+
+    bin_dir = binaries.ensure()
+    plane = controlplane.ControlPlane(tmp_path_factory.mktemp("helm-apiserver"), bin_dir).start()
+    try:
+        yield Cluster(bin_dir / "kubectl", plane.admin_kubeconfig)
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: Cluster) -> Cluster:
+    """The chart installed (CRD from the chart's crds/ included) with URLs as values."""
+    cluster.helm("install", RELEASE, str(chart.CHART), "--namespace", NAMESPACE, "--create-namespace",
+                 *chart.set_args(chart.URLS))
+    cluster.ok("wait", "--for=condition=Established", "--timeout=60s",
+               "crd/agentclusters.agentclusters.io")
+    return cluster
+
+
+def _namespace(cluster: Cluster, name: str) -> None:
+    cluster.ok("apply", "-f", "-", stdin=json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+
+
+def _dry_run(cluster: Cluster, docs: list[dict]) -> str:
+    return cluster.ok("apply", "--dry-run=server", "-f", "-",
+                      stdin=yaml.safe_dump_all(docs, sort_keys=False))
+
+
+# --- offline checks ------------------------------------------------------------------------
+
+def test_helm_lint_is_clean_with_default_and_alternative_values() -> None:
+    for values in ({}, chart.ALTERNATIVE, chart.URLS, {"webhook.existingSecret": "tls", "webhook.enabled": "true"}):
+        result = chart.helm("lint", "--strict", str(chart.CHART), *chart.set_args(values))
+        assert "0 chart(s) failed" in result.stdout, result.stdout
+        assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
+
+
+def test_chart_crd_is_identical_to_crds_folder() -> None:
+    chart_copy = chart.CHART / "crds" / chart.CRD_FILE
+    generated = chart.ROOT / "crds" / chart.CRD_FILE
+    assert chart_copy.read_bytes() == generated.read_bytes(), (
+        f"{chart_copy} drifted from {generated}: copy it again after `make crds`")
+    assert sorted(p.name for p in (chart.CHART / "crds").iterdir()) == \
+        sorted(p.name for p in (chart.ROOT / "crds").iterdir())
+
+
+# --- against the API server ----------------------------------------------------------------
+
+def test_default_rendering_passes_server_side_dry_run(installed: Cluster) -> None:
+    _namespace(installed, "dry-default")
+    docs = chart.render(release="dry", namespace="dry-default")
+    out = _dry_run(installed, docs)
+    assert out.count("(server dry run)") == len(docs), out
+
+
+def test_alternative_rendering_passes_server_side_dry_run(installed: Cluster) -> None:
+    """Existing Secrets, cert-manager and a namespace list. The API server has no cert-manager
+    CRDs, so exactly the Issuer and Certificate are left out here (tests/unit checks them)."""
+    for name in ("dry-alt", "team-x", "team-y"):
+        _namespace(installed, name)
+    docs = chart.render({**chart.ALTERNATIVE, "operator.watchNamespaces": "{team-x,team-y}"},
+                        release="alt", namespace="dry-alt")
+    skipped = [d for d in docs if d["apiVersion"].startswith("cert-manager.io/")]
+    assert sorted((d["apiVersion"], d["kind"]) for d in skipped) == [
+        ("cert-manager.io/v1", "Certificate"), ("cert-manager.io/v1", "Issuer")]
+    rest = [d for d in docs if d not in skipped]
+    assert {"Deployment", "RoleBinding", "ValidatingWebhookConfiguration"} <= {d["kind"] for d in rest}
+    out = _dry_run(installed, rest)
+    assert out.count("(server dry run)") == len(rest), out
+
+
+def test_install_creates_the_operator_objects(installed: Cluster) -> None:
+    deployment = installed.get("deployment", FULLNAME, "-n", NAMESPACE)
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert pod["serviceAccountName"] == FULLNAME
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": f"{FULLNAME}-connections", "key": "DATABASE_URL"}
+    settings = yaml.safe_load(installed.get("configmap", FULLNAME, "-n", NAMESPACE)["data"]["operator.yaml"])
+    assert settings["webhook"]["host"] == f"{FULLNAME}-webhook.{NAMESPACE}.svc"
+    service = installed.get("service", f"{FULLNAME}-webhook", "-n", NAMESPACE)
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(9443, "webhook")]
+    installed.get("serviceaccount", FULLNAME, "-n", NAMESPACE)
+    installed.get("secret", f"{FULLNAME}-connections", "-n", NAMESPACE)
+    installed.get("clusterrolebinding", FULLNAME)
+    installed.get("clusterrolebinding", f"{FULLNAME}-cluster")
+    assert installed.get("validatingwebhookconfiguration", WEBHOOK_CONFIGURATION).get("webhooks") is None
+    # The live roles hold exactly the expected grants (nothing added or lost by the server).
+    assert chart.rules(installed.get("clusterrole", FULLNAME)) == chart.expected_namespaced_rules()
+    assert chart.rules(installed.get("clusterrole", f"{FULLNAME}-cluster")) == \
+        chart.expected_cluster_rules(WEBHOOK_CONFIGURATION)
+    status = installed.helm("status", RELEASE, "--namespace", NAMESPACE, "-o", "json")
+    assert json.loads(status.stdout)["info"]["status"] == "deployed"
+
+
+# Every call the operator makes (agent_operator/kube.py) and kopf's own (watches, events,
+# CRD scanning, the managed webhook configuration).
+ALLOWED = [
+    ("get", "agentclusters.agentclusters.io", None),
+    ("list", "agentclusters.agentclusters.io", None),
+    ("watch", "agentclusters.agentclusters.io", None),
+    ("patch", "agentclusters.agentclusters.io", None),
+    ("patch", "agentclusters.agentclusters.io", "status"),
+    ("update", "agentclusters.agentclusters.io", "finalizers"),
+    ("list", "pods", None),
+    ("watch", "pods", None),
+    ("create", "pods", None),
+    ("delete", "pods", None),
+    ("create", "secrets", None),
+    ("patch", "secrets/agentclusters-runtime", None),
+    ("create", "events", None),
+]
+ALLOWED_CLUSTER = [
+    ("get", "namespaces/team-a"),
+    ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io"),
+    ("patch", f"validatingwebhookconfigurations.admissionregistration.k8s.io/{WEBHOOK_CONFIGURATION}"),
+]
+DENIED = [
+    ("get", "secrets", None),  # the operator writes Secrets, never reads them
+    ("list", "secrets", None),
+    ("delete", "secrets", None),
+    ("patch", "secrets/someone-elses", None),
+    ("update", "pods", None),
+    ("patch", "pods", None),
+    ("create", "pods", "exec"),
+    ("create", "agentclusters.agentclusters.io", None),
+    ("delete", "agentclusters.agentclusters.io", None),
+    ("update", "agentclusters.agentclusters.io", None),
+    ("update", "agentclusters.agentclusters.io", "status"),
+    ("create", "deployments.apps", None),
+    ("create", "roles.rbac.authorization.k8s.io", None),
+    ("delete", "events", None),
+    ("create", "serviceaccounts", "token"),
+]
+DENIED_CLUSTER = [
+    ("delete", "namespaces/team-a"),
+    ("list", "namespaces"),  # only with operator.watchNamespaces
+    ("patch", "namespaces/team-a"),
+    ("create", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("delete", f"validatingwebhookconfigurations.admissionregistration.k8s.io/{WEBHOOK_CONFIGURATION}"),
+    ("patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/another-webhook"),
+    ("create", "mutatingwebhookconfigurations.admissionregistration.k8s.io"),
+    ("create", "clusterroles.rbac.authorization.k8s.io"),
+    ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
+    ("*", "*"),
+]
+
+
+def test_service_account_can_do_what_the_operator_does(installed: Cluster) -> None:
+    missing = [(verb, res, sub) for verb, res, sub in ALLOWED
+               if not installed.can_i(verb, res, subresource=sub)]
+    missing += [(verb, res, None) for verb, res in ALLOWED_CLUSTER
+                if not installed.can_i(verb, res, namespace=None)]
+    assert not missing, f"the operator's ServiceAccount lacks {missing}"
+    # Namespaced rights hold in every namespace (the default watches all of them).
+    assert installed.can_i("create", "pods", namespace="any-other-namespace")
+
+
+def test_service_account_can_do_nothing_more(installed: Cluster) -> None:
+    excess = [(verb, res, sub) for verb, res, sub in DENIED
+              if installed.can_i(verb, res, subresource=sub)]
+    excess += [(verb, res, None) for verb, res in DENIED_CLUSTER
+               if installed.can_i(verb, res, namespace=None)]
+    assert not excess, f"the operator's ServiceAccount may also {excess}"
+
+
+def test_watch_namespaces_limits_namespaced_rights(cluster: Cluster) -> None:
+    release, namespace = "scoped", "scoped-operator"
+    for name in ("team-p", "team-q"):
+        _namespace(cluster, name)
+    cluster.helm("install", release, str(chart.CHART), "--namespace", namespace, "--create-namespace",
+                 "--set", "operator.watchNamespaces={team-p,team-q}", "--set", "webhook.enabled=false")
+    try:
+        account = f"system:serviceaccount:{namespace}:{release}-agent-clusters"
+
+        def can(*args: str) -> bool:
+            return cluster.kubectl("auth", "can-i", *args, f"--as={account}").stdout.strip() == "yes"
+
+        assert can("create", "pods", "-n", "team-p") and can("create", "pods", "-n", "team-q")
+        assert not can("create", "pods", "-n", "team-r")
+        assert not can("create", "pods", "-n", "default")
+        assert can("list", "namespaces") and can("watch", "namespaces")  # kopf follows the list
+        assert not can("create", "validatingwebhookconfigurations.admissionregistration.k8s.io")
+    finally:
+        cluster.helm("uninstall", release, "--namespace", namespace)
+
+
+def test_upgrade_keeps_the_operators_webhooks_and_uninstall_removes_them(cluster: Cluster) -> None:
+    release, namespace = "cycle", "cycle-operator"
+    fullname = f"{release}-agent-clusters"
+    configuration = f"{fullname}.agentclusters.io"
+    cluster.helm("install", release, str(chart.CHART), "--namespace", namespace, "--create-namespace")
+    # What kopf does at start-up, done as the operator's own ServiceAccount.
+    webhook = {
+        "name": f"spec.{configuration}",
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "failurePolicy": "Ignore",
+        "clientConfig": {"url": f"https://{fullname}-webhook.{namespace}.svc:9443/spec"},
+        "rules": [{"apiGroups": ["agentclusters.io"], "apiVersions": ["v1alpha1"],
+                   "operations": ["CREATE", "UPDATE"], "resources": ["agentclusters"]}],
+    }
+    # (a bare PATCH, as kopf sends it: `kubectl patch` would GET first, which kopf never does)
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    try:
+        api.set_default_header("Impersonate-User", f"system:serviceaccount:{namespace}:{fullname}")
+        client.AdmissionregistrationV1Api(api).patch_validating_webhook_configuration(
+            configuration, {"webhooks": [webhook]})
+    finally:
+        api.close()
+    cluster.helm("upgrade", release, str(chart.CHART), "--namespace", namespace,
+                 "--reuse-values", "--set", "operator.workers=6")
+    live = cluster.get("validatingwebhookconfiguration", configuration)
+    assert [w["name"] for w in live["webhooks"]] == [webhook["name"]]
+    settings = yaml.safe_load(cluster.get("configmap", fullname, "-n", namespace)["data"]["operator.yaml"])
+    assert settings["workers"] == 6
+    cluster.helm("uninstall", release, "--namespace", namespace)
+    gone = cluster.kubectl("get", "validatingwebhookconfiguration", configuration)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
+    assert cluster.kubectl("get", "clusterrole", fullname).returncode != 0
+    # The CRD stays (Helm never deletes crds/), so AgentClusters outlive the release.
+    cluster.ok("get", "crd", "agentclusters.agentclusters.io")

@@ -1,0 +1,115 @@
+"""Rendering the Helm chart in tests: `helm template` with the project's helm binary.
+
+Shared by tests/unit/test_chart_values.py and tests/e2e/test_helm_chart.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "agent-clusters"
+CRD_FILE = "agentclusters.agentclusters.io.yaml"
+
+# Alternative values: existing Secrets for PostgreSQL and Redis, cert-manager for the webhook.
+ALTERNATIVE = {
+    "database.existingSecret": "pg-credentials",
+    "database.existingSecretKey": "uri",
+    "redis.existingSecret": "redis-credentials",
+    "webhook.certManager.enabled": "true",
+}
+# URLs given as values (rendered into the release's own Secret).
+URLS = {
+    "database.url": "postgresql://agents:secret@postgres:5432/agents",
+    "redis.url": "redis://redis:6379/0",
+}
+
+
+@functools.cache
+def helm_binary() -> Path:
+    from devcluster import binaries
+
+    return binaries.ensure() / "helm"
+
+
+def helm(*args: str, kubeconfig: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    command = [str(helm_binary()), *args]
+    if kubeconfig is not None:
+        command += ["--kubeconfig", str(kubeconfig)]
+    result = subprocess.run(command, text=True, capture_output=True, timeout=120)
+    if check:
+        assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def set_args(values: dict[str, str]) -> list[str]:
+    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+
+
+def template_text(values: dict[str, str] | None = None, *, release: str = "ac",
+                  namespace: str = "agent-clusters") -> str:
+    return helm("template", release, str(CHART), "--namespace", namespace,
+                *set_args(values or {})).stdout
+
+
+def render(values: dict[str, str] | None = None, *, release: str = "ac",
+           namespace: str = "agent-clusters") -> list[dict[str, Any]]:
+    """The rendered manifests (templates only; helm template leaves crds/ out)."""
+    text = template_text(values, release=release, namespace=namespace)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def rules(cluster_role: dict[str, Any]) -> set[tuple[str, str, str, str]]:
+    """A ClusterRole's grants as (apiGroup, resource, resourceName or '*', verb) tuples."""
+    return {
+        (group, resource, name, verb)
+        for rule in cluster_role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for name in rule.get("resourceNames") or ["*"]
+        for verb in rule["verbs"]
+    }
+
+
+def expected_namespaced_rules(runtime_secret: str = "agentclusters-runtime") -> set[tuple[str, str, str, str]]:
+    """Everything the operator does inside a namespace (agent_operator/kube.py plus kopf)."""
+    return {
+        # kopf watches AgentClusters; reconcile gets and lists them, patches finalizers.
+        *{("agentclusters.io", "agentclusters", "*", verb) for verb in ("get", "list", "watch", "patch")},
+        ("agentclusters.io", "agentclusters/status", "*", "patch"),
+        # blockOwnerDeletion on the replica pods' ownerReference.
+        ("agentclusters.io", "agentclusters/finalizers", "*", "update"),
+        *{("", "pods", "*", verb) for verb in ("list", "watch", "create", "delete")},
+        ("", "secrets", "*", "create"),
+        ("", "secrets", runtime_secret, "patch"),
+        ("", "events", "*", "create"),
+    }
+
+
+def expected_cluster_rules(webhook_configuration: str | None,
+                           watch_namespaces: bool = False) -> set[tuple[str, str, str, str]]:
+    """The cluster-scoped part: namespace labels, kopf's CRD scanning, the webhook configuration."""
+    expected = {
+        ("", "namespaces", "*", "get"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "*", "list"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "*", "watch"),
+    }
+    if watch_namespaces:
+        expected |= {("", "namespaces", "*", "list"), ("", "namespaces", "*", "watch")}
+    if webhook_configuration is not None:
+        expected |= {
+            ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "*", "create"),
+            ("admissionregistration.k8s.io", "validatingwebhookconfigurations", webhook_configuration, "patch"),
+        }
+    return expected
