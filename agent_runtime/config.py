@@ -97,22 +97,35 @@ class ConfigWatcher:
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Reload on NOTIFY, and at least every `config_poll_seconds`."""
+        """Reload on NOTIFY, and at least every `config_poll_seconds`.
+
+        A lost listening connection (PostgreSQL restarted) wakes the loop at once; it then
+        reconnects with a short backoff, not the poll interval, and reloads, which picks up
+        any change whose NOTIFY was missed meanwhile.
+        """
         listener: asyncpg.Connection | None = None
+        retry_seconds = 0.0
         while not stop.is_set():
             # Cleared before reading, so a NOTIFY that lands during the read wakes us again.
             self._wake.clear()
             try:
                 if listener is None or listener.is_closed():
                     listener = await asyncpg.connect(self._identity.database_url)
+                    listener.add_termination_listener(self._on_listener_lost)
                     await listener.add_listener(CHANNEL, self._on_notify)
                 await self.load()
+                retry_seconds = 0.0
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 log.warning("config reload failed, will retry: %s", error)
+                if listener is not None and not listener.is_closed():
+                    listener.terminate()
                 listener = None
+                retry_seconds = min(max(retry_seconds * 2, 0.2), 5.0)
+            timeout = self._identity.config_poll_seconds
+            if retry_seconds:
+                timeout = min(timeout, retry_seconds)
             waiters = [asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())]
-            await asyncio.wait(waiters, timeout=self._identity.config_poll_seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
         if listener is not None and not listener.is_closed():
@@ -121,3 +134,6 @@ class ConfigWatcher:
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         if payload == self._identity.key:
             self._wake.set()
+
+    def _on_listener_lost(self, _conn: object) -> None:
+        self._wake.set()

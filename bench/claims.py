@@ -94,7 +94,8 @@ async def main_async(fires: int, levels: list[int], rounds: int) -> str:
         f"fires claimed+completed per second, {fires} fires per drain, best of {rounds} rounds "
         f"({os.cpu_count()} cores, {platform.machine()}, PostgreSQL {server_version} on loopback)",
         "",
-        "| claimers | SKIP LOCKED fires/s | plain FOR UPDATE fires/s | SKIP LOCKED / FOR UPDATE | SKIP LOCKED vs 1 claimer |",
+        "| claimers | SKIP LOCKED fires/s | plain FOR UPDATE fires/s | SKIP LOCKED / FOR UPDATE "
+        "| SKIP LOCKED vs 1 claimer |",
         "| ---: | ---: | ---: | ---: | ---: |",
     ]
     for level, skip, block in rows:

@@ -138,7 +138,8 @@ class RuntimeProcess:
     """A real `python -m agent_runtime` subprocess (what `agentclusters runtime` runs)."""
 
     def __init__(self, database_url: str, redis_url: str, replica: str, pod_ip: str,
-                 port: int, log_dir: Path, grace_seconds: float = 5.0, ordinal: int = 0) -> None:
+                 port: int, log_dir: Path, grace_seconds: float = 5.0, ordinal: int = 0,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.replica = replica
         self.pod_ip = pod_ip
         self.port = port
@@ -150,6 +151,7 @@ class RuntimeProcess:
             "DATABASE_URL": database_url, "REDIS_URL": redis_url,
             "AGENT_SHUTDOWN_GRACE_SECONDS": str(grace_seconds),
             "PYTHONPATH": str(REPO),
+            **(extra_env or {}),
         }
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
