@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("target", help="a component (kube-apiserver, kubelet, operator, ...) or NAMESPACE/POD")
     logs.add_argument("-c", "--container", help="container name (default: the pod's first)")
     args = parser.parse_args(argv)
-    stack = Stack(args.dir)
+    stack = Stack(args.dir.resolve())
 
     if args.command == "up":
         print("starting the devcluster (a cold start builds Kubernetes first: many minutes)...",

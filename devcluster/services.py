@@ -61,6 +61,8 @@ class Postgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> Postgres:
+        # Absolute: the server's working directory is its data directory, not ours.
+        self.data_dir = self.data_dir.resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # The postgres user must be able to reach its data directory through every parent.
         for parent in [self.data_dir, *self.data_dir.parents]:

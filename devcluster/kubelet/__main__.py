@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from devcluster.kubelet.addresses import HOST_IP, AddressAllocator
+from devcluster.kubelet.addresses import HOST_IP, AddressAllocator, claim_block
 from devcluster.kubelet.api import Client
 from devcluster.kubelet.containers import ProcessRegistry
 from devcluster.kubelet.node import DEFAULT_CAPACITY, NodeAgent
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx = WorkerContext(
         client=client, node_name=args.node_name, state_dir=state_dir,
-        addresses=AddressAllocator(), registry=registry, host_ip=HOST_IP,
+        addresses=AddressAllocator(*claim_block()), registry=registry, host_ip=HOST_IP,
         base_env=base_environment(client.server), node_allocatable=capacity,
     )
     manager = PodManager(ctx).start()

@@ -8,8 +8,12 @@ bytes), so a freshly released address is not reused at once by the next pod.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
+import os
+import tempfile
 import threading
+from pathlib import Path
 
 HOST_IP = "127.0.0.1"
 _FIRST = int(ipaddress.IPv4Address("127.1.0.1"))
@@ -18,6 +22,31 @@ _LAST = int(ipaddress.IPv4Address("127.255.255.254"))
 
 class AddressesExhausted(RuntimeError):
     pass
+
+
+# Held open for the life of the kubelet process: the OS drops the lock when it exits.
+_block_locks: list[int] = []
+
+
+def claim_block(lock_dir: Path | None = None) -> tuple[str, str]:
+    """A 127.N.0.0/16 block no other kubelet on this machine uses (first, last address).
+
+    Several devclusters may run at once (tests, `make demo`, `make dev-up`); without this
+    two of them would hand the same loopback address to two pods and the second one's
+    server could not bind. One lock file per block, taken with flock, decides.
+    """
+    lock_dir = lock_dir or Path(tempfile.gettempdir()) / "agentclusters-podnets"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for octet in range(1, 256):
+        fd = os.open(lock_dir / f"127.{octet}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _block_locks.append(fd)
+        return f"127.{octet}.0.1", f"127.{octet}.255.254"
+    raise AddressesExhausted("every 127.N.0.0/16 pod address block is held by another kubelet")
 
 
 class AddressAllocator:

@@ -51,3 +51,33 @@ def test_a_full_range_raises_and_frees_up_after_release():
 def test_the_range_must_stay_off_127_0():
     with pytest.raises(ValueError):
         AddressAllocator("127.0.0.1", "127.0.0.9")
+
+
+def test_each_kubelet_claims_its_own_address_block(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from pathlib import Path; from devcluster.kubelet import addresses; "
+        "print(addresses.claim_block(Path(sys.argv[1]))[0]); sys.stdout.flush(); sys.stdin.read()"
+    )
+    holders = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        firsts = [h.stdout.readline().strip() for h in holders]
+    finally:
+        for holder in holders:
+            holder.communicate("")
+    assert firsts[0] != firsts[1]
+    assert all(f.startswith("127.") and f.endswith(".0.1") for f in firsts)
+
+
+def test_a_released_block_is_claimed_again(tmp_path):
+    import subprocess
+    import sys
+
+    script = "import sys; from pathlib import Path; from devcluster.kubelet import addresses; " \
+             "print(addresses.claim_block(Path(sys.argv[1]))[0])"
+    runs = [subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                           check=True).stdout.strip() for _ in range(2)]
+    assert runs[0] == runs[1] == "127.1.0.1"
