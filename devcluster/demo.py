@@ -119,6 +119,29 @@ def agentcluster_demo(demo: Demo) -> None:
     demo.kubectl("describe", "agentcluster", name)
 
 
+def peak_memory(pids: dict[str, int]) -> dict[str, int]:
+    """Peak resident memory (VmHWM, KiB) of each running process, from /proc."""
+    peaks = {}
+    for name, pid in pids.items():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks[name] = int(line.split()[1])
+    return peaks
+
+
+def replica_pids(demo: Demo) -> dict[str, int]:
+    pids = {}
+    for pod in demo.get("pods", "-l", "agentclusters.io/cluster")["items"]:
+        for container in pod.get("status", {}).get("containerStatuses") or []:
+            if container.get("containerID", "").startswith("process://"):
+                pids[pod["metadata"]["name"]] = int(container["containerID"].removeprefix("process://"))
+    return pids
+
+
 def names(demo: Demo, cluster: str) -> list[tuple[int, str]]:
     members = demo.get("agentcluster", cluster)["status"]["members"]
     return sorted((m["ordinal"], m["name"]) for m in members)
@@ -145,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         demo.kubectl("get", "nodes", "-o", "wide")
         statefulset_demo(demo)
         agentcluster_demo(demo)
+        step("Peak memory of what ran (VmHWM)")
+        peaks = peak_memory({**cluster.pids(), "operator": operator.pid, **replica_pids(demo)})
+        for name, kib in peaks.items():
+            print(f"  {name:<34} {kib / 1024:7.1f} MiB")
+        print(f"  {'total':<34} {sum(peaks.values()) / 1024:7.1f} MiB")
         step("Done")
         if args.keep:
             print(f"left running; KUBECONFIG={cluster.kubeconfig}")
