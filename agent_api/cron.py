@@ -14,7 +14,7 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Iterator
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 UTC = dt.UTC
 _MAX_STEPS = 200_000  # bound on candidates examined per call, whatever the expression
@@ -34,6 +34,10 @@ def validate(expression: str, timezone: str) -> None:
     if not croniter.is_valid(expression, second_at_beginning=True):
         raise CronError(f"cron {expression!r} is not a valid cron expression")
     zone(timezone)
+    try:
+        croniter(expression, dt.datetime(2000, 1, 1), second_at_beginning=True).get_next(dt.datetime)
+    except CroniterBadDateError as error:  # a date that does not exist, e.g. 31 February
+        raise CronError(f"cron {expression!r} never fires (no date matches it)") from error
 
 
 def zone(name: str) -> zoneinfo.ZoneInfo:
@@ -82,7 +86,11 @@ def _instants(
     matches = croniter(expression, start, second_at_beginning=True)
     step = matches.get_next if forward else matches.get_prev
     for _ in range(_MAX_STEPS):
-        yield to_utc(step(dt.datetime), tz)
+        try:
+            local = step(dt.datetime)
+        except CroniterBadDateError:  # no (further) date matches: the schedule never fires
+            return
+        yield to_utc(local, tz)
 
 
 def to_utc(local: dt.datetime, tz: zoneinfo.ZoneInfo) -> dt.datetime:

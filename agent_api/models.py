@@ -417,6 +417,9 @@ class Limits(ApiModel):
     """Longest one agent turn may take, function calls included."""
     max_function_calls: Annotated[int, Field(ge=0, le=10000)] = 20
     """Function calls in one agent turn."""
+    memory_max_tokens: Annotated[int, Field(ge=100, le=10_000_000)] = 8000
+    """Conversation memory kept per replica and conversation, in (estimated) tokens; the
+    oldest turns are dropped past it."""
     lease_seconds: Annotated[int, Field(ge=5, le=3600)] = 30
     """Lease on a running single-mode fire; a replica silent this long loses the fire to another."""
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 3

@@ -34,11 +34,7 @@ def spec_errors(spec: dict[str, Any], tier: tiers.Tier, now: dt.datetime) -> lis
         except cron.CronError as error:
             problems.append(f"{where}: {error}")
             continue
-        try:
-            gap = shortest_interval(schedule.cron, schedule.timezone, now)
-        except ValueError:  # croniter finds no matching date at all, e.g. 31 February
-            problems.append(f"{where}: cron {schedule.cron!r} never fires")
-            continue
+        gap = shortest_interval(schedule.cron, schedule.timezone, now)
         if gap is not None and gap < tier.min_schedule_interval_seconds:
             problems.append(
                 f"{where}: cron {schedule.cron!r} fires every {gap:g}s, but tier {tier.name} allows "

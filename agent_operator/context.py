@@ -23,5 +23,5 @@ class Context:
     )
     # (namespace, cluster) -> generation last written to PostgreSQL by this process.
     stored_generation: dict[tuple[str, str], int] = field(default_factory=dict)
-    # Namespaces whose runtime Secret this process has written.
-    secrets_written: set[str] = field(default_factory=set)
+    # Namespace -> monotonic time its runtime Secret was last checked.
+    secrets_checked: dict[str, float] = field(default_factory=dict)

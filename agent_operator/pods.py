@@ -10,17 +10,49 @@ import hashlib
 import json
 from typing import Any
 
-from agent_api import constants, models, tiers
+from agent_api import constants, models, secret_env, tiers
 from agent_operator.settings import OperatorSettings
 
 RUNTIME_CONTAINER = "runtime"
 
 
-def template_hash(image: str, tier: tiers.Tier, settings: OperatorSettings) -> str:
-    """Changes to any of these need a new process; everything else is hot-reloaded."""
+def template_hash(image: str, tier: tiers.Tier, settings: OperatorSettings,
+                  spec: models.AgentClusterSpec | None = None) -> str:
+    """Changes to any of these need a new process; everything else is hot-reloaded.
+
+    The Secret references of the spec shape the pod's environment, so they are in; the
+    Secrets' values are not (a rotated value needs a restart the user asks for, like any
+    Kubernetes Deployment).
+    """
     shaping = [image, tier.cpu, tier.memory, settings.runtime_command, settings.runtime_port,
                settings.runtime_secret_name, settings.termination_grace_period_seconds]
-    return hashlib.sha256(json.dumps(shaping).encode()).hexdigest()[:16]
+    if spec is not None:
+        refs = secret_env_vars(spec)
+        if refs["env"] or refs["envFrom"]:
+            shaping.append(refs)
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def secret_env_vars(spec: models.AgentClusterSpec) -> dict[str, list[dict[str, Any]]]:
+    """The env and envFrom entries that hand the spec's Secrets to the runtime
+    (names in agent_api.secret_env). Values never pass through the spec or PostgreSQL."""
+    env: list[dict[str, Any]] = []
+    env_from: list[dict[str, Any]] = []
+
+    def key_ref(ref: models.SecretKeyRef) -> dict[str, Any]:
+        return {"secretKeyRef": {"name": ref.name, "key": ref.key}}
+
+    if spec.ai is not None and spec.ai.api_key_secret_ref is not None:
+        env.append({"name": secret_env.AI_API_KEY, "valueFrom": key_ref(spec.ai.api_key_secret_ref)})
+    for channel in spec.channels:
+        env.append({"name": secret_env.channel_url(channel.name),
+                    "valueFrom": key_ref(channel.url_secret_ref)})
+    for server in spec.mcp_servers:
+        if server.headers_secret_ref is not None:
+            # Every key of the Secret becomes one header, named after the key.
+            env_from.append({"prefix": secret_env.mcp_header_prefix(server.name),
+                             "secretRef": {"name": server.headers_secret_ref.name}})
+    return {"env": env, "envFrom": env_from}
 
 
 def build(
@@ -31,6 +63,7 @@ def build(
     image = spec.image or settings.image
     resources = {"cpu": tier.cpu, "memory": tier.memory}
     secret = settings.runtime_secret_name
+    secret_env_entries = secret_env_vars(spec)
 
     def from_secret(key: str) -> dict[str, Any]:
         return {"secretKeyRef": {"name": secret, "key": key}}
@@ -53,7 +86,7 @@ def build(
                 "app.kubernetes.io/managed-by": "agent-clusters",
             },
             "annotations": {
-                constants.ANNOTATION_POD_TEMPLATE_HASH: template_hash(image, tier, settings),
+                constants.ANNOTATION_POD_TEMPLATE_HASH: template_hash(image, tier, settings, spec),
                 constants.ANNOTATION_SPEC_GENERATION: str(meta.get("generation", 0)),
             },
             "ownerReferences": [{
@@ -83,7 +116,9 @@ def build(
                      "value": str(max(1, settings.termination_grace_period_seconds - 5))},
                     {"name": "DATABASE_URL", "valueFrom": from_secret("DATABASE_URL")},
                     {"name": "REDIS_URL", "valueFrom": from_secret("REDIS_URL")},
+                    *secret_env_entries["env"],
                 ],
+                **({"envFrom": secret_env_entries["envFrom"]} if secret_env_entries["envFrom"] else {}),
                 "ports": [{"name": "http", "containerPort": settings.runtime_port}],
                 "resources": {"requests": resources, "limits": resources},
                 "readinessProbe": {

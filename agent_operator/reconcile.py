@@ -12,8 +12,11 @@ all simply call it again. Each step is one line in `reconcile()`; the order matt
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
+import math
+import time
 from typing import Any
 
 import pydantic
@@ -90,7 +93,8 @@ async def _plan_membership(
         target, seen.quota_message = quota.target(
             tier, quota.claimed_by(others), spec.replicas, alive, namespace
         )
-        added = membership.scale_up(name, current, target, membership.names_in_use([*others, obj]))
+        taken = membership.names_in_use([*others, obj]) | await cluster_store.names_in_namespace(ctx.db, namespace)
+        added = membership.scale_up(name, current, target, taken)
         victims = membership.scale_down(current.members, target)
         if not added and not victims:
             if seen.quota_message:
@@ -181,8 +185,9 @@ async def _roll_outdated_pod(
     ctx: Context, obj: Obj, current: models.AgentClusterStatus, cluster_pods: dict[str, Obj],
     tier: tiers.Tier, spec: models.AgentClusterSpec, seen: status.Observation,
 ) -> None:
-    """Image or resource changes: replace one outdated pod at a time, only when all are Ready."""
-    want = pods.template_hash(spec.image or ctx.settings.image, tier, ctx.settings)
+    """Image, resource or Secret-reference changes: replace one outdated pod at a time, only when
+    all are Ready."""
+    want = pods.template_hash(spec.image or ctx.settings.image, tier, ctx.settings, spec)
     alive = membership.live(current.members)
     outdated = []
     for member in sorted(alive, key=lambda m: -m.ordinal):
@@ -252,13 +257,19 @@ async def _store_config(ctx: Context, obj: Obj) -> str | None:
 
 
 async def _ensure_runtime_secret(ctx: Context, namespace: str) -> None:
-    """The Secret replica pods read DATABASE_URL and REDIS_URL from, in their own namespace."""
-    if namespace in ctx.secrets_written:
+    """The Secret replica pods read DATABASE_URL and REDIS_URL from, in their own namespace.
+
+    Checked at most once per resync interval per namespace, and repaired when it was deleted
+    or edited: a wrong URL there would make every replica of the namespace crash-loop."""
+    now = time.monotonic()
+    if now - ctx.secrets_checked.get(namespace, -math.inf) < ctx.settings.resync_seconds:
         return
-    await ctx.kube.apply_secret(namespace, ctx.settings.runtime_secret_name, {
-        "DATABASE_URL": ctx.settings.database_url, "REDIS_URL": ctx.settings.redis_url,
-    })
-    ctx.secrets_written.add(namespace)
+    want = {"DATABASE_URL": ctx.settings.database_url, "REDIS_URL": ctx.settings.redis_url}
+    current = await ctx.kube.read_secret(namespace, ctx.settings.runtime_secret_name)
+    have = {k: base64.b64decode(v).decode() for k, v in ((current or {}).get("data") or {}).items()}
+    if any(have.get(key) != value for key, value in want.items()):
+        await ctx.kube.apply_secret(namespace, ctx.settings.runtime_secret_name, want)
+    ctx.secrets_checked[namespace] = now
 
 
 async def _warn_quota_once(ctx: Context, obj: Obj, current: models.AgentClusterStatus, message: str) -> None:

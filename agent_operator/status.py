@@ -14,6 +14,9 @@ from typing import Any
 from agent_api import constants, models
 from agent_operator import membership
 
+# Member phase while a live member's pod is being deleted; a new pod under the same name follows.
+REPLACING = "Replacing"
+
 
 @dataclass
 class Observation:
@@ -36,7 +39,9 @@ def member_from_pod(member: models.Member, pod: dict[str, Any] | None) -> models
     status = pod.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                 for c in status.get("conditions") or [])
-    phase = "Terminating" if pod["metadata"].get("deletionTimestamp") else status.get("phase", "Pending")
+    # Not membership.TERMINATING: that phase marks a member chosen for scale-down, and a live
+    # member whose pod is being deleted (by a user, an eviction or a rollout) keeps its identity.
+    phase = REPLACING if pod["metadata"].get("deletionTimestamp") else status.get("phase", "Pending")
     return member.model_copy(update={"phase": phase, "ready": ready})
 
 

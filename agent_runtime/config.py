@@ -1,9 +1,9 @@
 """Who this replica is (from the environment) and what it runs (from PostgreSQL).
 
 The operator writes the spec into `cluster_configs` and NOTIFYs `agent_config`; the watcher
-reloads on that wake-up and also polls, so a lost notification (or a dropped listening
-connection) only delays a change, never loses it. Changes apply without a restart: the
-scheduler reads `watcher.current` on every tick.
+reloads on that wake-up and also polls, so a lost notification only delays a change, never
+loses it; a dropped listening connection is re-established at once and followed by a reload.
+Changes apply without a restart: the scheduler reads `watcher.current` on every tick.
 """
 
 from __future__ import annotations

@@ -51,7 +51,9 @@ async def invoke(function: spec.FunctionSpec, context: RunContext,
         return await _invoke_http(function.http, context, session)
     if function.python is not None:
         return await _invoke_python(function.python, context)
-    raise FunctionError(f"function {function.name!r} has no kind this runtime can run")
+    # `prompt` functions need the AI engine, state and channels: the Runner runs them
+    # (agent_runtime.ai.engine), never this function.
+    raise FunctionError(f"function {function.name!r} has no kind this runtime can run here")
 
 
 async def _invoke_http(http: spec.HttpFunction, context: RunContext,

@@ -1,4 +1,8 @@
-"""JSON log lines, each carrying namespace, cluster and replica, so every line says who did it."""
+"""JSON log lines, each carrying namespace, cluster and replica, so every line says who did it.
+
+Every line is scrubbed of the replica's secret values (agent_runtime.ai.redaction) as the
+last step, whatever logger, library or exception produced it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import datetime as dt
 import json
 import logging
 import sys
+
+from agent_runtime.ai import redaction
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -28,7 +34,7 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return redaction.scrub(json.dumps(line, default=str))
 
 
 def configure(namespace: str, cluster: str, replica: str, level: int = logging.INFO) -> None:

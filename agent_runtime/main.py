@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 import asyncpg
@@ -27,6 +28,7 @@ from agent_runtime import (
     scheduler,
     server,
 )
+from agent_runtime.ai import redaction
 
 log = logging.getLogger(__name__)
 
@@ -115,5 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agentclusters runtime", description=main.__doc__)
     parser.parse_args(argv)
     identity = config.Identity.from_env()
+    redaction.register_environment(os.environ)  # before the first log line
     logs.configure(identity.namespace, identity.cluster, identity.replica)
     return asyncio.run(run(identity))

@@ -6,6 +6,7 @@ The scheduler adds leases and fencing around `execute`; the HTTP endpoint calls 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -17,7 +18,8 @@ import aiohttp
 import asyncpg
 
 from agent_api.db import queries
-from agent_runtime import config, functions, metrics, state
+from agent_runtime import config, functions, metrics, spec, state
+from agent_runtime.ai import engine, loop, redaction
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,14 @@ log = logging.getLogger(__name__)
 class Outcome:
     status: str  # 'succeeded' | 'failed'
     error: str | None
-    output: dict[str, Any] | None
+    output: dict[str, Any] | None  # for prompt functions: carries `stop_reason`
+
+    @classmethod
+    def of_loop(cls, result: loop.LoopResult, limits: loop.Limits) -> Outcome:
+        """A finished agent loop: `completed` succeeds; a limit or an error fails the run."""
+        if result.stop_reason == "completed":
+            return cls("succeeded", None, engine.summary(result))
+        return cls("failed", result.error or result.limit_message(limits), engine.summary(result))
 
 
 class UnknownFunction(LookupError):
@@ -42,6 +51,8 @@ class Runner:
         self._metrics = counters
         self._session: aiohttp.ClientSession | None = None
         self.manual_in_flight = 0
+        self.ai = engine.Engine(pool, engine.Identity(identity.namespace, identity.cluster,
+                                                      identity.replica), self._http_session)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -67,12 +78,14 @@ class Runner:
     async def finish_run(self, run_id: int, trigger: str, status: str, error: str | None,
                          output: dict[str, Any] | None) -> None:
         self._metrics.runs[(trigger, status)] += 1
-        await self._pool.execute(queries.SQL["FinishRun"], run_id, status, error,
-                                 None if output is None else json.dumps(output))
+        # Whatever a function, a provider or a library put in these, no secret is stored.
+        await self._pool.execute(queries.SQL["FinishRun"], run_id, status,
+                                 None if error is None else redaction.scrub(error),
+                                 None if output is None else json.dumps(redaction.scrub_json(output)))
 
     async def execute(self, function_name: str, *, trigger: str, schedule: str | None,
                       fire_time: dt.datetime | None, attempt: int, idempotency_key: str,
-                      payload: dict[str, Any]) -> Outcome:
+                      payload: dict[str, Any], run_id: int | None = None) -> Outcome:
         """Run the function under the spec's run timeout; never raises for function errors."""
         current = self._watcher.current
         function = current.functions.get(function_name) if current else None
@@ -86,6 +99,12 @@ class Runner:
                 attempt=attempt, idempotency_key=idempotency_key, payload=payload,
                 state=await self.state_store().items(),
             )
+            if function.prompt is not None:
+                looped = await asyncio.wait_for(
+                    self._run_prompt(current, function, context, run_id, depth=0),
+                    current.limits.run_timeout_seconds,
+                )
+                return Outcome.of_loop(looped, engine.Engine.limits(current))
             result = await asyncio.wait_for(
                 functions.invoke(function, context, self._http_session()),
                 current.limits.run_timeout_seconds,
@@ -112,12 +131,68 @@ class Runner:
             outcome = await self.execute(
                 function_name, trigger=trigger, schedule=None, fire_time=None, attempt=1,
                 idempotency_key=idempotency_key or f"{trigger}:{uuid.uuid4()}", payload=payload,
+                run_id=run_id,
             )
             await self.finish_run(run_id, trigger, outcome.status, outcome.error, outcome.output)
             return run_id, outcome
         finally:
             self.manual_in_flight -= 1
             self._metrics.in_flight -= 1
+
+    async def chat(self, message: str, conversation_id: str) -> tuple[int, loop.LoopResult]:
+        """One chat turn, recorded in the run history (trigger `chat`)."""
+        current = self._watcher.current
+        if current is None or current.ai is None:
+            raise engine.EngineNotConfigured("this agent has no AI engine: spec.ai is not set")
+        self.manual_in_flight += 1
+        self._metrics.in_flight += 1
+        try:
+            run_id = await self.start_run(function="chat", trigger="chat", schedule=None,
+                                          fire_time=None, attempt=1, fire_id=None,
+                                          lease_token=None)
+            try:
+                result = await asyncio.wait_for(
+                    self.ai.chat(current, message, conversation_id, self.state_store(), run_id),
+                    current.limits.run_timeout_seconds)
+            except TimeoutError:
+                result = loop.LoopResult(stop_reason="error", error=(
+                    f"timed out after {current.limits.run_timeout_seconds} s "
+                    "(spec.limits.runTimeoutSeconds)"))
+            except Exception as error:  # recorded and answered, never fatal to the server
+                result = loop.LoopResult(stop_reason="error",
+                                         error=redaction.scrub(f"{type(error).__name__}: {error}"))
+            outcome = Outcome.of_loop(result, engine.Engine.limits(current))
+            await self.finish_run(run_id, "chat", outcome.status, outcome.error, outcome.output)
+            result.error = outcome.error
+            return run_id, result
+        finally:
+            self.manual_in_flight -= 1
+            self._metrics.in_flight -= 1
+
+    async def _run_prompt(self, current: spec.RuntimeSpec, function: spec.FunctionSpec,
+                          context: functions.RunContext, run_id: int | None,
+                          depth: int) -> loop.LoopResult:
+        async def call_function(name: str, payload: dict[str, Any], depth: int) -> Any:
+            return await self._call_function_tool(context, run_id, name, payload, depth)
+
+        return await self.ai.run_prompt(current, function, context.payload, context.body(),
+                                        self.state_store(), run_id, call_function, depth)
+
+    async def _call_function_tool(self, parent: functions.RunContext, run_id: int | None,
+                                  name: str, payload: dict[str, Any], depth: int) -> Any:
+        """A function the model called as a tool, with the calling run's identity."""
+        current = self._watcher.current
+        function = current.functions.get(name) if current else None
+        if function is None:
+            raise functions.FunctionError(f"function {name!r} is not defined")
+        context = dataclasses.replace(parent, function=name, payload=payload)
+        if function.prompt is None:
+            return await functions.invoke(function, context, self._http_session())
+        result = await self._run_prompt(current, function, context, run_id, depth)
+        if result.stop_reason != "completed":
+            raise functions.FunctionError(result.error or result.limit_message(
+                engine.Engine.limits(current)) or result.stop_reason)
+        return result.reply
 
     def _http_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

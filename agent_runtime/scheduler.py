@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 
@@ -24,6 +25,7 @@ from agent_runtime import config, fires, metrics, planner, runner, spec
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime | None]
+T = TypeVar("T")
 DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -39,6 +41,10 @@ class InFlight:
     run_id: int | None = None
     lease_lost: bool = False
     releasing: bool = False
+    # Set once the function has returned: from then on the fenced completion alone decides
+    # the outcome, so neither a failed renewal nor the shutdown drain may cancel the task (a
+    # renewal racing our own committed completion matches nothing, and is no lease loss).
+    completing: bool = False
 
 
 class Scheduler:
@@ -129,17 +135,20 @@ class Scheduler:
         fields = {"schedule": claim.schedule, "fire_time": claim.fire_time.isoformat(),
                   "fire_id": claim.id, "attempt": claim.attempt, "lease_token": claim.lease_token}
         try:
-            entry.run_id = await self._runner.start_run(
+            entry.run_id = await _retrying(f"recording the start of fire {claim.id}",
+                                           lambda: self._runner.start_run(
                 function=claim.function, trigger="schedule", schedule=claim.schedule,
                 fire_time=claim.fire_time, attempt=claim.attempt, fire_id=claim.id,
                 lease_token=claim.lease_token,
-            )
+            ))
             log.info("run started", extra=fields)
             outcome = await self._runner.execute(
                 claim.function, trigger="schedule", schedule=claim.schedule,
                 fire_time=claim.fire_time, attempt=claim.attempt,
                 idempotency_key=claim.idempotency_key, payload=claim.payload,
+                run_id=entry.run_id,
             )
+            entry.completing = True
             accepted = await self._complete(claim, outcome)
             if accepted:
                 log.info("run %s", outcome.status, extra={**fields, "error": outcome.error})
@@ -157,7 +166,8 @@ class Scheduler:
                 await self._finish(entry, "rejected", "lease lost: renewal rejected by the "
                                    "fencing token; another replica owns this fire", None)
             elif entry.releasing:
-                released = await fires.release(self._pool, claim)
+                released = await _retrying(f"releasing fire {claim.id}",
+                                           lambda: fires.release(self._pool, claim))
                 log.warning("run released at shutdown", extra={**fields, "released": released})
                 await self._finish(entry, "released", "shutdown: lease released for another "
                                    "replica to run", None)
@@ -171,7 +181,9 @@ class Scheduler:
     async def _finish(self, entry: InFlight, status: str, error: str | None,
                       output: dict | None) -> None:
         if entry.run_id is not None:
-            await self._runner.finish_run(entry.run_id, "schedule", status, error, output)
+            run_id = entry.run_id
+            await _retrying(f"recording the end of run {run_id}", lambda: self._runner.finish_run(
+                run_id, "schedule", status, error, output))
 
     async def _complete(self, claim: fires.Claim, outcome: runner.Outcome) -> bool:
         """Fenced completion plus the lane's failure bookkeeping, in one transaction.
@@ -234,7 +246,8 @@ class Scheduler:
                     continue
                 for fire_id, _ in held:
                     entry = self.in_flight.get(fire_id)
-                    if fire_id not in renewed and entry is not None and entry.task is not None:
+                    if (fire_id not in renewed and entry is not None and entry.task is not None
+                            and not entry.completing):
                         self._metrics.fencing_rejections += 1
                         entry.lease_lost = True
                         entry.task.cancel()
@@ -249,13 +262,30 @@ class Scheduler:
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
             for entry in list(self.in_flight.values()):
-                if entry.task in pending:
+                if entry.task in pending and not entry.completing:
                     entry.releasing = True
                     entry.task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         if self._renewer is not None:
             self._renewer.cancel()
             await asyncio.gather(self._renewer, return_exceptions=True)
+
+
+async def _retrying(what: str, operation: Callable[[], Awaitable[T]], attempts: int = 60) -> T:
+    """Run a database write, retrying while PostgreSQL is unreachable (say, restarting).
+
+    A run's bookkeeping must not be lost to a dropped connection: a run row left `running`
+    would never be closed. The backoff matches the fenced completion's.
+    """
+    for attempt in range(attempts):
+        try:
+            return await operation()
+        except DB_ERRORS as error:
+            if attempt == attempts - 1:
+                raise
+            log.warning("%s failed, retrying: %s", what, error)
+            await asyncio.sleep(min(0.2 * (attempt + 1), 2.0))
+    raise AssertionError("unreachable")
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 
 from aiohttp import web
 
 from agent_runtime import config, metrics, runner
+from agent_runtime.ai import engine, redaction
 
 TRIGGERS = {"webhook", "manual"}
 
@@ -51,9 +53,31 @@ def build_app(identity: config.Identity, counters: metrics.Metrics, run: runner.
             status=200 if outcome.status == "succeeded" else 502,
         )
 
-    async def chat(_request: web.Request) -> web.Response:
-        return _error(501, "chat is not implemented yet: this runtime has no AI engine "
-                           "configured (it arrives with the AI engine issue)")
+    async def chat(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return _error(400, "the request body must be JSON")
+        if not isinstance(body, dict):
+            return _error(400, "the request body must be a JSON object")
+        message = body.get("message")
+        if not isinstance(message, str) or not message.strip():
+            return _error(400, "message must be a non-empty string")
+        conversation_id = body.get("conversation_id") or str(uuid.uuid4())
+        if not isinstance(conversation_id, str) or len(conversation_id) > 256:
+            return _error(400, "conversation_id must be a string of at most 256 characters")
+        try:
+            run_id, result = await run.chat(message, conversation_id)
+        except engine.EngineNotConfigured as error:
+            return web.json_response({"error": str(error), "replica": identity.replica},
+                                     status=503)
+        answer = {"reply": result.reply, "replica": identity.replica,
+                  "conversation_id": conversation_id, "run_id": run_id,
+                  "stop_reason": result.stop_reason}
+        if result.stop_reason != "completed":
+            answer["error"] = redaction.scrub(result.error or result.stop_reason)
+            return web.json_response(answer, status=502)
+        return web.json_response(answer)
 
     app = web.Application()
     app.add_routes([

@@ -35,10 +35,39 @@ class PythonFunction(_Model):
     entrypoint: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
+class PromptFunction(_Model):
+    template: str = Field(min_length=1)
+    tools: list[str] = Field(default_factory=list)
+
+
 class FunctionSpec(_Model):
     name: str
     http: HttpFunction | None = None
     python: PythonFunction | None = None
+    prompt: PromptFunction | None = None
+
+
+class SecretKeyRef(_Model):
+    name: str
+    key: str
+
+
+class AI(_Model):
+    provider: Literal["openai", "anthropic", "echo"]
+    model: str | None = None
+    base_url: str | None = Field(None, alias="baseURL")
+    api_key_secret_ref: SecretKeyRef | None = None
+    system_prompt: str | None = None
+
+
+class Channel(_Model):
+    name: str = Field(min_length=1)
+    type: Literal["slack", "discord", "webhook"]
+
+
+class McpServer(_Model):
+    name: str = Field(min_length=1)
+    url: str
 
 
 class FailurePolicy(_Model):
@@ -81,6 +110,12 @@ class Limits(_Model):
     state_max_value_bytes: int = Field(64 * 1024, ge=1)
     state_max_total_bytes: int = Field(1024 * 1024, ge=1)
     history_retention_hours: float = Field(7 * 24, gt=0)
+    # The agent loop (agent_runtime.ai.loop) and chat memory.
+    max_iterations: int = Field(10, ge=1)
+    max_tokens: int = Field(100_000, ge=1)
+    max_wall_clock_seconds: float = Field(600.0, gt=0)
+    max_function_calls: int = Field(20, ge=0)
+    memory_max_tokens: int = Field(8000, ge=1)
 
 
 class _Envelope(_Model):
@@ -88,6 +123,9 @@ class _Envelope(_Model):
     functions: list[dict[str, Any]] = Field(default_factory=list)
     schedules: list[dict[str, Any]] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    ai: AI | None = None
+    channels: list[Channel] = Field(default_factory=list)
+    mcp_servers: list[McpServer] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -99,6 +137,9 @@ class RuntimeSpec:
     # schedule name (or "#<index>" when it has none) -> readable error
     schedule_errors: dict[str, str] = field(default_factory=dict)
     function_errors: dict[str, str] = field(default_factory=dict)
+    ai: AI | None = None
+    channels: dict[str, Channel] = field(default_factory=dict)
+    mcp_servers: list[McpServer] = field(default_factory=list)
 
 
 def parse(generation: int, raw: dict[str, Any]) -> RuntimeSpec:
@@ -126,7 +167,9 @@ def parse(generation: int, raw: dict[str, Any]) -> RuntimeSpec:
             continue
         schedules.append(schedule)
     return RuntimeSpec(generation, envelope.limits, functions, schedules, schedule_errors,
-                       function_errors)
+                       function_errors, envelope.ai,
+                       {channel.name: channel for channel in envelope.channels},
+                       envelope.mcp_servers)
 
 
 def _readable(error: pydantic.ValidationError) -> str:

@@ -10,6 +10,7 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "operator": ("agent_operator.main:main", "run the operator (kopf) against the current cluster"),
     "runtime": ("agent_runtime.main:main", "run one agent replica (inside an agent pod)"),
+    "gateway": ("agent_gateway.main:main", "serve the MCP gateway (tools, chat routing, webhooks; --stdio)"),
     "migrate": ("agent_api.db.migrate:main", "apply database migrations to $DATABASE_URL"),
     "crds": ("agent_api.crd:main", "write the CRD YAML generated from agent_api"),
     "dev": ("devcluster.cli:main", "devcluster: up | down | status | logs"),

@@ -3,7 +3,10 @@
 1. the control plane comes up (building Kubernetes from its Go modules on a cold machine);
 2. a StatefulSet's pods run as local processes, each answering HTTP on its own pod IP;
 3. an AgentCluster gets five named replicas, scales down to three (the newest two are
-   archived), and back up to five (two names never seen before).
+   archived), and back up to five (two names never seen before);
+4. the same story through MCP, as an AI client would tell it: the gateway's tools called with
+   the official MCP client and a ServiceAccount token (make, scale, schedules in single and
+   cluster mode, chat with replica affinity, archived state, scale back up).
 
 Everything runs in a temporary directory and is stopped at the end (`--keep` leaves it up).
 """
@@ -11,6 +14,8 @@ Everything runs in a temporary directory and is stopped at the end (`--keep` lea
 from __future__ import annotations
 
 import argparse
+import asyncio
+import collections
 import json
 import subprocess
 import sys
@@ -20,9 +25,12 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx2
 import yaml
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
-from devcluster import operator_process, services
+from devcluster import gateway_process, operator_process, services
 from devcluster.cluster import DevCluster
 from devcluster.ports import free_port, wait_until
 
@@ -142,6 +150,74 @@ def replica_pids(demo: Demo) -> dict[str, int]:
     return pids
 
 
+class McpWalkthrough:
+    """Calls the gateway's tools and prints each call and its answer."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def call(self, tool: str, **arguments: object) -> dict:
+        shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+        print(f"\n\033[36m> {tool}({shown})\033[0m", flush=True)
+
+        async def progress(done: float, total: float | None, message: str | None) -> None:
+            print(f"  ... {message or f'{done}/{total}'}", flush=True)
+
+        result = await self.client.call_tool(tool, dict(arguments), progress_callback=progress,
+                                             read_timeout_seconds=300)
+        text = " ".join(getattr(c, "text", "") for c in result.content)
+        if result.is_error:
+            print(f"  \033[31merror:\033[0m {text}", flush=True)
+            return {}
+        answer = result.structured_content or {}
+        print("  " + json.dumps(answer, indent=2, default=str).replace("\n", "\n  ")[:2500], flush=True)
+        return answer
+
+
+async def mcp_walkthrough(url: str, token: str) -> None:
+    agent = "social-scraper"
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=600) as http, \
+            Client(streamable_http_client(url, http_client=http)) as client:
+        mcp = McpWalkthrough(client)
+        step("MCP: one tool call makes an agent, one scales it")
+        await mcp.call("make_agent", name=agent, ai_provider="echo")
+        first = (await mcp.call("scale_agent", name=agent, replicas=5))["members"]
+
+        step("MCP: the same function on a schedule in single mode and in cluster mode")
+        await mcp.call("add_function", agent_name=agent, function_name="scraping.fetch",
+                       python_entrypoint="agent_runtime.builtins:echo")
+        single = await mcp.call("add_schedule", agent_name=agent, function_name="scraping.fetch",
+                                cron_expression="*/3 * * * * *", schedule_mode="single")
+        cluster = await mcp.call("add_schedule", agent_name=agent, function_name="scraping.fetch",
+                                 cron_expression="*/3 * * * * *", schedule_mode="cluster")
+        await asyncio.sleep(10)
+        runs = (await mcp.call("list_runs", agent_name=agent, limit=8))["runs"]
+        by_fire: dict[tuple[str, str], list[str]] = collections.defaultdict(list)
+        for run in (await client.call_tool("list_runs", {"agent_name": agent, "limit": 200})).structured_content[
+                "runs"]:
+            by_fire[(run["schedule"], run["fire_time"])].append(run["replica"])
+        print(f"\n{len(runs)} newest runs shown; per fire (schedule @ time: replicas that ran it):")
+        for (schedule, fire_time), replicas in sorted(by_fire.items(), key=lambda item: item[0][1])[-6:]:
+            print(f"  {schedule} @ {fire_time}: {', '.join(sorted(replicas))}")
+        await mcp.call("remove_schedule", agent_name=agent, schedule_name=single["name"])
+        await mcp.call("remove_schedule", agent_name=agent, schedule_name=cluster["name"])
+
+        step("MCP: chat answers with the replica's name; pin it to continue with the one that remembers")
+        hello = await mcp.call("chat_with_agent", name=agent, message="hello! which replica are you?")
+        await mcp.call("chat_with_agent", name=agent, message="do you remember me?", replica=hello["replica"])
+        for replica in first[3:]:
+            await mcp.call("set_agent_state", agent_name=agent, key="cursor", value={"page": 7}, replica=replica)
+
+        step("MCP: scale to 3 removes the two newest; their state stays, read-only")
+        await mcp.call("scale_agent", name=agent, replicas=3)
+        await mcp.call("chat_with_agent", name=agent, message="still there?", replica=first[4])
+        await mcp.call("get_agent_state", agent_name=agent, key="cursor", replica=first[4])
+
+        step("MCP: scale back to 5: two names never seen before")
+        await mcp.call("scale_agent", name=agent, replicas=5)
+        await mcp.call("describe_agent", name=agent)
+
+
 def names(demo: Demo, cluster: str) -> list[tuple[int, str]]:
     members = demo.get("agentcluster", cluster)["status"]["members"]
     return sorted((m["ordinal"], m["name"]) for m in members)
@@ -158,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     redis = services.Redis(root / "redis", free_port()).start()
     cluster = DevCluster(root / "cluster")
     operator = None
+    gateway = None
     try:
         cluster.start()
         operator = operator_process.start(root / "cluster", cluster.bin_dir / "kubectl", cluster.kubeconfig,
@@ -168,8 +245,14 @@ def main(argv: list[str] | None = None) -> int:
         demo.kubectl("get", "nodes", "-o", "wide")
         statefulset_demo(demo)
         agentcluster_demo(demo)
+        step("Starting the MCP gateway; a ServiceAccount token allowed on agentclusters in default")
+        gateway = gateway_process.start(root / "cluster", cluster.kubeconfig, postgres.url, redis.url)
+        token = gateway_process.issue_caller_token(cluster.bin_dir / "kubectl", cluster.kubeconfig, "default")
+        print(f"GATEWAY_URL={gateway.mcp_url}")
+        asyncio.run(mcp_walkthrough(gateway.mcp_url, token))
         step("Peak memory of what ran (VmHWM)")
-        peaks = peak_memory({**cluster.pids(), "operator": operator.pid, **replica_pids(demo)})
+        peaks = peak_memory({**cluster.pids(), "operator": operator.pid, "gateway": gateway.process.pid,
+                             **replica_pids(demo)})
         for name, kib in peaks.items():
             print(f"  {name:<34} {kib / 1024:7.1f} MiB")
         print(f"  {'total':<34} {sum(peaks.values()) / 1024:7.1f} MiB")
@@ -179,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     finally:
         if not args.keep:
+            if gateway is not None:
+                gateway.stop()
             if operator is not None:
                 operator.stop()
             cluster.stop()

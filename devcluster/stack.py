@@ -1,8 +1,9 @@
 """The background development stack behind `make dev-up` / `make dev-down`.
 
 Everything lives in `.dev/` of the working directory: the control plane's state, the
-PostgreSQL and Redis data, logs, `.dev/kubeconfig` and a shell-sourceable `.dev/env`. The
-processes outlive the command that started them; `down` finds them again through
+PostgreSQL and Redis data, logs, `.dev/kubeconfig` and a shell-sourceable `.dev/env` (with
+`GATEWAY_URL`, the MCP endpoint, and `GATEWAY_TOKEN`, a ServiceAccount token allowed on
+agentclusters in `default`). The processes outlive the command that started them; `down` finds them again through
 `.dev/stack.json`.
 """
 
@@ -14,7 +15,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from devcluster import operator_process, ports, processes, services
+from devcluster import gateway_process, operator_process, ports, processes, services
 from devcluster.cluster import DevCluster
 from devcluster.kubelet import logs
 
@@ -47,6 +48,7 @@ class Stack:
         postgres = self.postgres(ports.free_port()).start()
         redis = self.redis(ports.free_port()).start()
         cluster = DevCluster(self.root / "cluster")
+        started: list[processes.Process] = []
         try:
             cluster.start()
             kubeconfig = self.root / "kubeconfig"
@@ -54,7 +56,13 @@ class Stack:
             kubeconfig.chmod(0o600)
             operator = operator_process.start(self.root / "cluster", cluster.bin_dir / "kubectl", kubeconfig,
                                               postgres.url, redis.url)
+            started.append(operator)
+            gateway = gateway_process.start(self.root / "cluster", kubeconfig, postgres.url, redis.url)
+            started.append(gateway.process)
+            token = gateway_process.issue_caller_token(cluster.bin_dir / "kubectl", kubeconfig, "default")
         except BaseException:
+            for process in reversed(started):
+                process.stop()
             cluster.stop()
             postgres.stop()
             redis.stop()
@@ -64,16 +72,20 @@ class Stack:
             "DATABASE_URL": postgres.url,
             "REDIS_URL": redis.url,
             "DEVCLUSTER_BIN": str(cluster.bin_dir),
+            "GATEWAY_URL": gateway.mcp_url,
+            "GATEWAY_TOKEN": token,
         }
-        self._write(env, {**cluster.pids(), "operator": operator.pid}, postgres.port, redis.port)
+        self._write(env, {**cluster.pids(), "operator": operator.pid, "gateway": gateway.process.pid},
+                    postgres.port, redis.port)
         return env
 
     def down(self) -> None:
         if not self.record.exists():
             return
         state = json.loads(self.record.read_text())
-        # Operator, then kubelet (it stops every pod process), then the control plane.
-        order = ["operator", "kubelet", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
+        # Gateway and operator, then kubelet (it stops every pod process), then the control plane.
+        order = ["gateway", "operator", "kubelet", "kube-scheduler", "kube-controller-manager", "kube-apiserver",
+                 "etcd"]
         for name in sorted(state["pids"], key=lambda n: order.index(n) if n in order else -1):
             processes.stop_group(state["pids"][name])
         self.postgres(state["postgres_port"]).stop()

@@ -36,6 +36,11 @@ async def register_member(
     await conn.execute(queries.SQL["RegisterMember"], namespace, cluster, replica, ordinal)
 
 
+async def names_in_namespace(conn: Executor, namespace: str) -> set[str]:
+    """Every replica name ever registered in the namespace, live or archived."""
+    return {row["replica"] for row in await conn.fetch(queries.SQL["NamespaceReplicaNames"], namespace)}
+
+
 async def archive_member(conn: Executor, namespace: str, cluster: str, replica: str) -> None:
     """Mark the replica archived (state and history kept, read-only) and free its leases."""
     async with _connection(conn) as c, c.transaction():

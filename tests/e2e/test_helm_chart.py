@@ -1,12 +1,15 @@
 """The Helm chart against a real kube-apiserver (a private devcluster control plane, no
 kubelet): lint, server-side dry runs of the rendered manifests, `helm install`/`upgrade`/
-`uninstall`, and the operator ServiceAccount's effective rights checked with
-`kubectl auth can-i` impersonation.
+`uninstall`, and the operator's and the MCP gateway's ServiceAccounts' effective rights checked
+with `kubectl auth can-i` impersonation (and, for the gateway, real TokenReviews and
+SubjectAccessReviews made as its ServiceAccount).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shlex
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from agent_gateway import auth, errors, kube
 from tests.unit import chart
 
 pytestmark = pytest.mark.e2e
@@ -25,6 +29,8 @@ RELEASE = "ac"
 FULLNAME = f"{RELEASE}-agent-clusters"
 SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:{FULLNAME}"
 WEBHOOK_CONFIGURATION = f"{FULLNAME}.agentclusters.io"
+GATEWAY = f"{FULLNAME}-gateway"
+GATEWAY_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:{GATEWAY}"
 
 
 @dataclass
@@ -50,8 +56,8 @@ class Cluster:
         return chart.helm(*args, kubeconfig=self.kubeconfig, check=check)
 
     def can_i(self, verb: str, resource: str, *, namespace: str | None = "team-a",
-              subresource: str | None = None) -> bool:
-        args = ["auth", "can-i", verb, resource, f"--as={SERVICE_ACCOUNT}"]
+              subresource: str | None = None, account: str = SERVICE_ACCOUNT) -> bool:
+        args = ["auth", "can-i", verb, resource, f"--as={account}"]
         args += [f"--namespace={namespace}"] if namespace else ["--all-namespaces"]
         if subresource:
             args.append(f"--subresource={subresource}")
@@ -92,10 +98,25 @@ def _dry_run(cluster: Cluster, docs: list[dict]) -> str:
                       stdin=yaml.safe_dump_all(docs, sort_keys=False))
 
 
+# The gateway with every optional part: Ingress with TLS, several replicas, NodePort, own account name.
+GATEWAY_VARIANT = {
+    "gateway.replicaCount": "3",
+    "gateway.service.type": "NodePort",
+    "gateway.service.port": "80",
+    "gateway.serviceAccount.name": "mcp-gateway",
+    "gateway.ingress.enabled": "true",
+    "gateway.ingress.className": "nginx",
+    "gateway.ingress.host": "mcp.example.com",
+    "gateway.ingress.tls[0].secretName": "mcp-tls",
+    "gateway.ingress.tls[0].hosts[0]": "mcp.example.com",
+}
+
+
 # --- offline checks ------------------------------------------------------------------------
 
 def test_helm_lint_is_clean_with_default_and_alternative_values() -> None:
-    for values in ({}, chart.ALTERNATIVE, chart.URLS, {"webhook.existingSecret": "tls", "webhook.enabled": "true"}):
+    for values in ({}, chart.ALTERNATIVE, chart.URLS, {"webhook.existingSecret": "tls", "webhook.enabled": "true"},
+                   GATEWAY_VARIANT, {"gateway.enabled": "false"}):
         result = chart.helm("lint", "--strict", str(chart.CHART), *chart.set_args(values))
         assert "0 chart(s) failed" in result.stdout, result.stdout
         assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
@@ -135,6 +156,22 @@ def test_alternative_rendering_passes_server_side_dry_run(installed: Cluster) ->
     assert out.count("(server dry run)") == len(rest), out
 
 
+def test_gateway_renderings_pass_server_side_dry_run(installed: Cluster) -> None:
+    """Every optional gateway part on (Ingress included), scoped to namespaces; and the gateway off."""
+    for name in ("dry-gw", "team-g"):
+        _namespace(installed, name)
+    docs = chart.render({**chart.URLS, **GATEWAY_VARIANT, "operator.watchNamespaces": "{team-g}"},
+                        release="gw", namespace="dry-gw")
+    assert {"Ingress", "RoleBinding"} <= {d["kind"] for d in docs}
+    out = _dry_run(installed, docs)
+    assert out.count("(server dry run)") == len(docs), out
+    assert "ingress.networking.k8s.io/gw-agent-clusters-gateway created (server dry run)" in out
+    docs = chart.render({"gateway.enabled": "false"}, release="nogw", namespace="dry-gw")
+    assert not [d for d in docs if "gateway" in d["metadata"]["name"]]
+    out = _dry_run(installed, docs)
+    assert out.count("(server dry run)") == len(docs), out
+
+
 def test_install_creates_the_operator_objects(installed: Cluster) -> None:
     deployment = installed.get("deployment", FULLNAME, "-n", NAMESPACE)
     pod = deployment["spec"]["template"]["spec"]
@@ -161,6 +198,147 @@ def test_install_creates_the_operator_objects(installed: Cluster) -> None:
     assert json.loads(status.stdout)["info"]["status"] == "deployed"
 
 
+def test_install_creates_the_gateway_objects(installed: Cluster) -> None:
+    deployment = installed.get("deployment", GATEWAY, "-n", NAMESPACE)
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert pod["serviceAccountName"] == GATEWAY
+    (container,) = pod["containers"]
+    assert container["command"] == ["agentclusters", "gateway"]
+    assert "--host=0.0.0.0" in container["args"]
+    assert f"--public-url=http://{GATEWAY}.{NAMESPACE}.svc:8090" in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    for variable in ("DATABASE_URL", "REDIS_URL"):  # the operator's Secret
+        assert env[variable]["valueFrom"]["secretKeyRef"] == {"name": f"{FULLNAME}-connections", "key": variable}
+    service = installed.get("service", GATEWAY, "-n", NAMESPACE)
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [("http", 8090, "http")]
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "gateway"
+    installed.get("serviceaccount", GATEWAY, "-n", NAMESPACE)
+    assert chart.rules(installed.get("clusterrole", GATEWAY)) == chart.expected_gateway_rules()
+    assert chart.rules(installed.get("clusterrole", f"{GATEWAY}-auth")) == chart.expected_gateway_auth_rules()
+    for name in (GATEWAY, f"{GATEWAY}-auth"):
+        binding = installed.get("clusterrolebinding", name)
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": GATEWAY, "namespace": NAMESPACE}]
+    assert installed.kubectl("get", "ingress", GATEWAY, "-n", NAMESPACE).returncode != 0  # off by default
+
+
+# Every call the gateway makes (agent_gateway/kube.py). Watch is not among them, nor status.
+GATEWAY_ALLOWED = [
+    ("get", "agentclusters.agentclusters.io", None),
+    ("list", "agentclusters.agentclusters.io", None),
+    ("create", "agentclusters.agentclusters.io", None),
+    ("patch", "agentclusters.agentclusters.io", None),
+    ("delete", "agentclusters.agentclusters.io", None),
+    ("patch", "agentclusters.agentclusters.io", "scale"),
+    ("get", "secrets/webhook-signing-key", None),
+]
+GATEWAY_ALLOWED_CLUSTER = [
+    ("create", "tokenreviews.authentication.k8s.io"),
+    ("create", "subjectaccessreviews.authorization.k8s.io"),
+]
+GATEWAY_DENIED = [
+    ("list", "secrets", None),  # get by name only: nothing to enumerate
+    ("watch", "secrets", None),
+    ("create", "secrets", None),
+    ("patch", "secrets/webhook-signing-key", None),
+    ("delete", "secrets/webhook-signing-key", None),
+    ("list", "pods", None),
+    ("get", "pods", None),
+    ("create", "pods", None),
+    ("create", "pods", "exec"),
+    ("watch", "agentclusters.agentclusters.io", None),
+    ("update", "agentclusters.agentclusters.io", None),
+    ("deletecollection", "agentclusters.agentclusters.io", None),
+    ("patch", "agentclusters.agentclusters.io", "status"),
+    ("update", "agentclusters.agentclusters.io", "finalizers"),
+    ("update", "agentclusters.agentclusters.io", "scale"),
+    ("get", "configmaps", None),
+    ("create", "events", None),
+    ("create", "serviceaccounts", "token"),
+    ("create", "rolebindings.rbac.authorization.k8s.io", None),
+    ("create", "deployments.apps", None),
+]
+GATEWAY_DENIED_CLUSTER = [
+    ("delete", "namespaces/team-a"),
+    ("get", "namespaces/team-a"),
+    ("list", "pods"),
+    ("list", "secrets"),
+    ("get", "nodes"),
+    ("impersonate", "users"),
+    ("impersonate", "serviceaccounts"),
+    ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
+    ("create", "certificatesigningrequests.certificates.k8s.io"),
+    ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("*", "*"),
+]
+
+
+def test_gateway_account_can_do_what_the_gateway_does(installed: Cluster) -> None:
+    missing = [(verb, res, sub) for verb, res, sub in GATEWAY_ALLOWED
+               if not installed.can_i(verb, res, subresource=sub, account=GATEWAY_ACCOUNT)]
+    missing += [(verb, res, None) for verb, res in GATEWAY_ALLOWED_CLUSTER
+                if not installed.can_i(verb, res, namespace=None, account=GATEWAY_ACCOUNT)]
+    assert not missing, f"the gateway's ServiceAccount lacks {missing}"
+    # Agents in every namespace (the default watches all of them).
+    assert installed.can_i("patch", "agentclusters.agentclusters.io", namespace="any-other-namespace",
+                           subresource="scale", account=GATEWAY_ACCOUNT)
+
+
+def test_gateway_account_can_do_nothing_more(installed: Cluster) -> None:
+    excess = [(verb, res, sub) for verb, res, sub in GATEWAY_DENIED
+              if installed.can_i(verb, res, subresource=sub, account=GATEWAY_ACCOUNT)]
+    excess += [(verb, res, None) for verb, res in GATEWAY_DENIED_CLUSTER
+               if installed.can_i(verb, res, namespace=None, account=GATEWAY_ACCOUNT)]
+    assert not excess, f"the gateway's ServiceAccount may also {excess}"
+    # And the operator's account holds none of the gateway's cluster rights.
+    assert not installed.can_i("create", "tokenreviews.authentication.k8s.io", namespace=None)
+    assert not installed.can_i("create", "subjectaccessreviews.authorization.k8s.io", namespace=None)
+
+
+def _notes_commands(notes: str, prefix: str) -> list[list[str]]:
+    """The shell commands NOTES.txt prints (continuation lines joined) that start with `prefix`."""
+    joined = notes.replace("\\\n", " ")
+    return [shlex.split(line.strip()) for line in joined.splitlines() if line.strip().startswith(prefix)]
+
+
+def test_notes_caller_recipe_works_against_the_gateways_reviews(installed: Cluster) -> None:
+    """NOTES.txt says how to reach /mcp and how to get a token. Run its commands, then do what
+    the gateway does with the token, as the gateway's ServiceAccount: a TokenReview, and a
+    SubjectAccessReview per tool (both from agent_gateway.auth)."""
+    notes = installed.helm("get", "notes", RELEASE, "--namespace", NAMESPACE).stdout
+    assert f"http://{GATEWAY}.{NAMESPACE}.svc:8090/mcp" in notes
+    assert f"kubectl -n {NAMESPACE} port-forward service/{GATEWAY} 8090:8090" in notes
+    commands = _notes_commands(notes, "kubectl -n team-a ")
+    assert [c[3:5] for c in commands] == [["create", k] for k in ("serviceaccount", "role", "rolebinding", "token")]
+    _namespace(installed, "team-a")
+    _namespace(installed, "team-b")
+    token = ""
+    for command in commands:
+        token = installed.ok(*command[1:]).strip()
+    # The gateway's own review code (agent_gateway.auth), with the gateway's ServiceAccount.
+    api = config.new_client_from_config(config_file=str(installed.kubeconfig))
+    api.set_default_header("Impersonate-User", GATEWAY_ACCOUNT)
+    try:
+        asyncio.run(_review_as_the_gateway(kube.Kube(api), token))
+    finally:
+        api.close()
+
+
+async def _review_as_the_gateway(api: kube.Kube, token: str) -> None:
+    access = await auth.KubeTokenVerifier(api, cache_seconds=0).verify_token(token)
+    assert access is not None and access.subject == "system:serviceaccount:team-a:mcp-caller"
+    assert await auth.KubeTokenVerifier(api, cache_seconds=0).verify_token("not-a-token") is None
+    caller = auth.Caller(username=access.subject, groups=tuple(access.claims["groups"]), uid=access.claims["uid"])
+    authorizer = auth.Authorizer(api, cache_seconds=0)
+    for verb in ("get", "list", "create", "patch", "delete"):
+        await authorizer.require(caller, "team-a", verb)
+    await authorizer.require(caller, "team-a", "patch", "scale")
+    for namespace, verb, subresource in (("team-b", "get", ""), ("team-b", "patch", "scale")):
+        with pytest.raises(errors.GatewayError, match="may not"):  # the Role binds in team-a only
+            await authorizer.require(caller, namespace, verb, subresource)
+
+
 # Every call the operator makes (agent_operator/kube.py) and kopf's own (watches, events,
 # CRD scanning, the managed webhook configuration).
 ALLOWED = [
@@ -176,6 +354,7 @@ ALLOWED = [
     ("delete", "pods", None),
     ("create", "secrets", None),
     ("patch", "secrets/agentclusters-runtime", None),
+    ("get", "secrets/agentclusters-runtime", None),
     ("create", "events", None),
 ]
 ALLOWED_CLUSTER = [
@@ -186,7 +365,7 @@ ALLOWED_CLUSTER = [
     ("patch", f"validatingwebhookconfigurations.admissionregistration.k8s.io/{WEBHOOK_CONFIGURATION}"),
 ]
 DENIED = [
-    ("get", "secrets", None),  # the operator writes Secrets, never reads them
+    ("get", "secrets", None),  # the operator reads only its own runtime Secret
     ("list", "secrets", None),
     ("delete", "secrets", None),
     ("patch", "secrets/someone-elses", None),
@@ -251,6 +430,19 @@ def test_watch_namespaces_limits_namespaced_rights(cluster: Cluster) -> None:
         assert not can("create", "pods", "-n", "default")
         assert can("list", "namespaces") and can("watch", "namespaces")  # kopf follows the list
         assert not can("create", "validatingwebhookconfigurations.admissionregistration.k8s.io")
+        # The gateway's namespaced rights (AgentClusters, Secret reads) follow the same list.
+        gateway = f"system:serviceaccount:{namespace}:{release}-agent-clusters-gateway"
+
+        def gateway_can(*args: str) -> bool:
+            return cluster.kubectl("auth", "can-i", *args, f"--as={gateway}").stdout.strip() == "yes"
+
+        assert gateway_can("get", "secrets/hook-key", "-n", "team-p")
+        assert gateway_can("patch", "agentclusters.agentclusters.io", "--subresource=scale", "-n", "team-q")
+        for other in ("team-r", "kube-system", namespace):
+            assert not gateway_can("get", "secrets/hook-key", "-n", other), other
+            assert not gateway_can("get", "agentclusters.agentclusters.io", "-n", other), other
+        assert gateway_can("create", "tokenreviews.authentication.k8s.io")
+        assert gateway_can("create", "subjectaccessreviews.authorization.k8s.io")
     finally:
         cluster.helm("uninstall", release, "--namespace", namespace)
 

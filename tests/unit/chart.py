@@ -92,6 +92,7 @@ def expected_namespaced_rules(runtime_secret: str = "agentclusters-runtime") -> 
         ("agentclusters.io", "agentclusters/finalizers", "*", "update"),
         *{("", "pods", "*", verb) for verb in ("list", "watch", "create", "delete")},
         ("", "secrets", "*", "create"),
+        ("", "secrets", runtime_secret, "get"),
         ("", "secrets", runtime_secret, "patch"),
         ("", "events", "*", "create"),
     }
@@ -113,3 +114,23 @@ def expected_cluster_rules(webhook_configuration: str | None,
             ("admissionregistration.k8s.io", "validatingwebhookconfigurations", webhook_configuration, "patch"),
         }
     return expected
+
+
+def expected_gateway_rules() -> set[tuple[str, str, str, str]]:
+    """What the gateway does inside a namespace (agent_gateway/kube.py)."""
+    return {
+        # Tools get/list (list also names the known agents on a 404), create, patch specs, delete.
+        *{("agentclusters.io", "agentclusters", "*", verb) for verb in ("get", "list", "create", "patch", "delete")},
+        # scale_agent.
+        ("agentclusters.io", "agentclusters/scale", "*", "patch"),
+        # Webhook signing keys and the existence check of referenced Secrets.
+        ("", "secrets", "*", "get"),
+    }
+
+
+def expected_gateway_auth_rules() -> set[tuple[str, str, str, str]]:
+    """The gateway's cluster-scoped part: authenticate callers, check their RBAC."""
+    return {
+        ("authentication.k8s.io", "tokenreviews", "*", "create"),
+        ("authorization.k8s.io", "subjectaccessreviews", "*", "create"),
+    }

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_gateway import settings as gateway_settings
 from agent_operator import settings
 from tests.unit import chart
 
@@ -19,14 +20,18 @@ def _settings(docs: list[dict], tmp_path: Path) -> settings.OperatorSettings:
     return settings.load(path)
 
 
-def _container(docs: list[dict]) -> dict:
-    deployment = chart.one(docs, "Deployment")
+OPERATOR = "ac-agent-clusters"
+GATEWAY = "ac-agent-clusters-gateway"
+
+
+def _container(docs: list[dict], name: str = OPERATOR) -> dict:
+    deployment = chart.one(docs, "Deployment", name)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     return container
 
 
-def _env(docs: list[dict]) -> dict[str, dict]:
-    return {e["name"]: e for e in _container(docs)["env"]}
+def _env(docs: list[dict], name: str = OPERATOR) -> dict[str, dict]:
+    return {e["name"]: e for e in _container(docs, name)["env"]}
 
 
 def test_default_settings_are_accepted_by_the_operator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,7 +75,8 @@ def test_custom_tiers_and_agents_reach_the_settings(tmp_path: Path) -> None:
     assert loaded.workers == 8
     assert loaded.webhook is None
     kinds = {d["kind"] for d in docs}
-    assert "Service" not in kinds and "ValidatingWebhookConfiguration" not in kinds
+    assert "ValidatingWebhookConfiguration" not in kinds
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Service"] == [GATEWAY]  # no webhook Service
     assert "ports" not in _container(docs) and "readinessProbe" not in _container(docs)
     namespaced = chart.one(docs, "ClusterRole", "ac-agent-clusters")
     assert chart.rules(namespaced) == chart.expected_namespaced_rules("agent-env")
@@ -83,7 +89,8 @@ def test_default_rbac_is_exactly_what_the_operator_uses() -> None:
     assert chart.rules(chart.one(docs, "ClusterRole", "ac-agent-clusters")) == chart.expected_namespaced_rules()
     assert chart.rules(chart.one(docs, "ClusterRole", "ac-agent-clusters-cluster")) == \
         chart.expected_cluster_rules("ac-agent-clusters.agentclusters.io")
-    bindings = [d for d in docs if d["kind"] in ("ClusterRoleBinding", "RoleBinding")]
+    bindings = [d for d in docs if d["kind"] in ("ClusterRoleBinding", "RoleBinding")
+                and d["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"]
     assert {(b["kind"], b["roleRef"]["name"]) for b in bindings} == {
         ("ClusterRoleBinding", "ac-agent-clusters"), ("ClusterRoleBinding", "ac-agent-clusters-cluster"),
     }
@@ -91,16 +98,20 @@ def test_default_rbac_is_exactly_what_the_operator_uses() -> None:
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "ac-agent-clusters", "namespace": "agent-clusters"}
         ]
-    assert chart.one(docs, "ServiceAccount")["metadata"]["name"] == "ac-agent-clusters"
+    assert {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"} == {OPERATOR, GATEWAY}
 
 
 def test_watch_namespaces_binds_namespaced_rights_per_namespace() -> None:
     docs = chart.render({"operator.watchNamespaces": "{team-a,team-b}"})
     role_bindings = [d for d in docs if d["kind"] == "RoleBinding"]
-    assert sorted(b["metadata"]["namespace"] for b in role_bindings) == ["team-a", "team-b"]
-    assert all(b["roleRef"]["name"] == "ac-agent-clusters" for b in role_bindings)
-    assert [b["metadata"]["name"] for b in docs if b["kind"] == "ClusterRoleBinding"] == \
-        ["ac-agent-clusters-cluster"]
+    assert sorted((b["metadata"]["namespace"], b["roleRef"]["name"], b["subjects"][0]["name"])
+                  for b in role_bindings) == [
+        ("team-a", OPERATOR, OPERATOR), ("team-a", GATEWAY, GATEWAY),
+        ("team-b", OPERATOR, OPERATOR), ("team-b", GATEWAY, GATEWAY),
+    ]
+    # Only the cluster-scoped parts stay cluster-wide (the gateway's: TokenReview, SubjectAccessReview).
+    assert sorted(b["metadata"]["name"] for b in docs if b["kind"] == "ClusterRoleBinding") == \
+        ["ac-agent-clusters-cluster", f"{GATEWAY}-auth"]
     cluster = chart.one(docs, "ClusterRole", "ac-agent-clusters-cluster")
     assert chart.rules(cluster) == chart.expected_cluster_rules(
         "ac-agent-clusters.agentclusters.io", watch_namespaces=True)
@@ -140,7 +151,7 @@ def test_existing_secrets_and_cert_manager() -> None:
     assert "ac-agent-clusters-webhook.agent-clusters.svc" in certificate["spec"]["dnsNames"]
     assert "server auth" in certificate["spec"]["usages"]
     # The Deployment mounts the Secret cert-manager writes, under the names the operator reads.
-    volumes = {v["name"]: v for v in chart.one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    volumes = {v["name"]: v for v in chart.one(docs, "Deployment", OPERATOR)["spec"]["template"]["spec"]["volumes"]}
     assert volumes["webhook-cert"]["secret"] == {
         "secretName": certificate["spec"]["secretName"],
         "items": [{"key": "tls.crt", "path": "webhook.crt"}, {"key": "tls.key", "path": "webhook.key"}],
@@ -160,15 +171,16 @@ def test_cert_manager_with_an_issuer_of_your_own() -> None:
 def test_existing_tls_secret_and_self_signed_default() -> None:
     docs = chart.render({"webhook.existingSecret": "my-webhook-tls"})
     assert not [d for d in docs if d["kind"] in ("Issuer", "Certificate")]
-    volumes = {v["name"]: v for v in chart.one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    volumes = {v["name"]: v for v in chart.one(docs, "Deployment", OPERATOR)["spec"]["template"]["spec"]["volumes"]}
     assert volumes["webhook-cert"]["secret"]["secretName"] == "my-webhook-tls"
     # Default: no certificate given, the operator writes a self-signed one to a writable emptyDir.
-    volumes = {v["name"]: v for v in chart.one(chart.render(), "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    deployment = chart.one(chart.render(), "Deployment", OPERATOR)
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     assert volumes["webhook-cert"] == {"name": "webhook-cert", "emptyDir": {}}
 
 
 def test_one_operator_without_overlap_and_hardened_pod() -> None:
-    deployment = chart.one(chart.render(), "Deployment")
+    deployment = chart.one(chart.render(), "Deployment", OPERATOR)
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     pod = deployment["spec"]["template"]["spec"]
@@ -182,12 +194,159 @@ def test_one_operator_without_overlap_and_hardened_pod() -> None:
     assert "livenessProbe" not in container
 
 
+# --- the MCP gateway ------------------------------------------------------------------------
+
+GATEWAY_KINDS = {("Deployment", GATEWAY), ("Service", GATEWAY), ("ServiceAccount", GATEWAY),
+                 ("ClusterRole", GATEWAY), ("ClusterRole", f"{GATEWAY}-auth"),
+                 ("ClusterRoleBinding", GATEWAY), ("ClusterRoleBinding", f"{GATEWAY}-auth")}
+
+
+def _gateway_objects(docs: list[dict]) -> set[tuple[str, str]]:
+    return {(d["kind"], d["metadata"]["name"]) for d in docs
+            if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "gateway"}
+
+
+def _gateway_settings(docs: list[dict]) -> gateway_settings.Settings:
+    """The rendered command line, parsed by the gateway's own argument parser."""
+    container = _container(docs, GATEWAY)
+    assert container["command"] == ["agentclusters", "gateway"]
+    return gateway_settings.from_args(gateway_settings.parser().parse_args(container["args"]))
+
+
+def test_gateway_is_on_by_default_and_reachable_through_its_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("KUBECONFIG", "DATABASE_URL", "REDIS_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    docs = chart.render(chart.URLS)
+    assert _gateway_objects(docs) == GATEWAY_KINDS  # no Ingress unless asked for
+    loaded = _gateway_settings(docs)
+    assert loaded.kubeconfig is None  # in-cluster credentials: the gateway's ServiceAccount
+    assert loaded.host == "0.0.0.0" and loaded.port == 8090
+    assert loaded.mcp_url == f"http://{GATEWAY}.agent-clusters.svc:8090/mcp"
+    assert loaded.default_namespace == "default"
+    assert loaded.rate_limit_per_minute == 120
+    assert loaded.scale_timeout_seconds == 120.0
+    assert loaded.webhook_max_body_bytes == 1024 * 1024
+    # The same connection Secret as the operator.
+    assert _env(docs, GATEWAY)["DATABASE_URL"] == _env(docs)["DATABASE_URL"]
+    assert _env(docs, GATEWAY)["REDIS_URL"] == _env(docs)["REDIS_URL"]
+    deployment = chart.one(docs, "Deployment", GATEWAY)
+    assert deployment["spec"]["replicas"] == 1
+    assert "strategy" not in deployment["spec"]  # stateless: the default rolling update
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == GATEWAY
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    container = _container(docs, GATEWAY)
+    assert container["ports"] == [{"name": "http", "containerPort": 8090, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    service = chart.one(docs, "Service", GATEWAY)
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8090, "targetPort": "http", "protocol": "TCP"}]
+    # Each Service selects its own pods only: the webhook never reaches a gateway and back.
+    selector = service["spec"]["selector"]
+    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    operator_pod = chart.one(docs, "Deployment", OPERATOR)["spec"]["template"]["metadata"]["labels"]
+    assert not selector.items() <= operator_pod.items()
+    webhook_selector = chart.one(docs, "Service", f"{OPERATOR}-webhook")["spec"]["selector"]
+    assert not webhook_selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_gateway_existing_secrets_are_the_operators() -> None:
+    docs = chart.render(chart.ALTERNATIVE)
+    assert _env(docs, GATEWAY)["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "pg-credentials", "key": "uri"}
+    assert _env(docs, GATEWAY)["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "redis-credentials", "key": "REDIS_URL"}
+
+
+def test_gateway_rbac_is_exactly_what_the_gateway_uses() -> None:
+    docs = chart.render()
+    assert chart.rules(chart.one(docs, "ClusterRole", GATEWAY)) == chart.expected_gateway_rules()
+    assert chart.rules(chart.one(docs, "ClusterRole", f"{GATEWAY}-auth")) == chart.expected_gateway_auth_rules()
+    for name in (GATEWAY, f"{GATEWAY}-auth"):
+        binding = chart.one(docs, "ClusterRoleBinding", name)
+        assert binding["roleRef"]["name"] == name
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": GATEWAY, "namespace": "agent-clusters"}]
+    # The operator's roles are unchanged by the gateway (separate accounts, separate roles).
+    assert chart.rules(chart.one(docs, "ClusterRole", OPERATOR)) == chart.expected_namespaced_rules()
+
+
+def test_gateway_disabled_renders_no_gateway_object() -> None:
+    docs = chart.render({"gateway.enabled": "false", "gateway.ingress.enabled": "true"})
+    assert _gateway_objects(docs) == set()
+    assert not [d for d in docs if GATEWAY in d["metadata"]["name"]]
+    assert {d["kind"] for d in docs} >= {"Deployment", "ClusterRole", "ServiceAccount"}  # the operator's
+    assert "--public-url" not in chart.template_text({"gateway.enabled": "false"})
+
+
+def test_gateway_values_reach_the_objects() -> None:
+    docs = chart.render({
+        "gateway.replicaCount": "3",
+        "gateway.image.repository": "registry.example/gateway",
+        "gateway.image.tag": "9.9",
+        "gateway.port": "9000",
+        "gateway.service.type": "NodePort",
+        "gateway.service.port": "80",
+        "gateway.defaultNamespace": "team-a",
+        "gateway.rateLimitPerMinute": "30",
+        "gateway.scaleTimeoutSeconds": "300",
+        "gateway.webhookMaxBodyBytes": "65536",
+        "gateway.serviceAccount.name": "mcp",
+        "gateway.readinessProbe.enabled": "false",
+        "gateway.livenessProbe.enabled": "false",
+    })
+    assert chart.one(docs, "Deployment", GATEWAY)["spec"]["replicas"] == 3
+    container = _container(docs, GATEWAY)
+    assert container["image"] == "registry.example/gateway:9.9"
+    assert "readinessProbe" not in container and "livenessProbe" not in container
+    loaded = _gateway_settings(docs)
+    assert loaded.port == 9000
+    assert loaded.mcp_url == f"http://{GATEWAY}.agent-clusters.svc:80/mcp"
+    assert (loaded.default_namespace, loaded.rate_limit_per_minute) == ("team-a", 30)
+    assert (loaded.scale_timeout_seconds, loaded.webhook_max_body_bytes) == (300.0, 65536)
+    service = chart.one(docs, "Service", GATEWAY)
+    assert service["spec"]["type"] == "NodePort"
+    assert service["spec"]["ports"][0]["port"] == 80 and service["spec"]["ports"][0]["targetPort"] == "http"
+    assert chart.one(docs, "ServiceAccount", "mcp")
+    assert chart.one(docs, "Deployment", GATEWAY)["spec"]["template"]["spec"]["serviceAccountName"] == "mcp"
+    for name in (GATEWAY, f"{GATEWAY}-auth"):
+        assert chart.one(docs, "ClusterRoleBinding", name)["subjects"][0]["name"] == "mcp"
+    # Without gateway.image the operator's image is used.
+    assert _container(chart.render(), GATEWAY)["image"] == "ghcr.io/agent-clusters/agent-clusters:0.1.0"
+
+
+def test_gateway_ingress_is_optional_and_sets_the_public_url() -> None:
+    docs = chart.render({"gateway.ingress.enabled": "true", "gateway.ingress.className": "nginx",
+                         "gateway.ingress.host": "mcp.example.com",
+                         "gateway.ingress.tls[0].secretName": "mcp-tls",
+                         "gateway.ingress.tls[0].hosts[0]": "mcp.example.com"})
+    ingress = chart.one(docs, "Ingress", GATEWAY)
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [{"secretName": "mcp-tls", "hosts": ["mcp.example.com"]}]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "mcp.example.com"
+    assert rule["http"]["paths"] == [{"path": "/", "pathType": "Prefix", "backend": {
+        "service": {"name": GATEWAY, "port": {"name": "http"}}}}]
+    assert _gateway_settings(docs).mcp_url == "https://mcp.example.com/mcp"
+    # publicUrl wins over everything (e.g. a gateway behind a proxy the chart does not manage).
+    docs = chart.render({"gateway.publicUrl": "https://agents.example.org/", "gateway.ingress.enabled": "true",
+                         "gateway.ingress.host": "mcp.example.com"})
+    assert _gateway_settings(docs).mcp_url == "https://agents.example.org/mcp"
+
+
 @pytest.mark.parametrize(("values", "message"), [
     ({"replicaCount": "2"}, "/replicaCount"),
     ({"tiers.tiers.big.slots": "1", "tiers.tiers.big.cpu": "lots"}, "/tiers/tiers/big/cpu"),
     ({"tiers.tiers.nothing.cpu": "1"}, "missing property 'slots'"),
     ({"unknownKey": "1"}, "additional properties 'unknownKey' not allowed"),
     ({"webhook.port": "70000"}, "/webhook/port"),
+    ({"gateway.replicaCount": "0"}, "/gateway/replicaCount"),
+    ({"gateway.service.port": "0"}, "/gateway/service/port"),
+    ({"gateway.service.type": "ExternalName"}, "/gateway/service/type"),
+    ({"gateway.rateLimitPerMinute": "0"}, "/gateway/rateLimitPerMinute"),
+    ({"gateway.publicUrl": "mcp.example.com"}, "/gateway/publicUrl"),
+    ({"gateway.defaultNamespace": "Team_A"}, "/gateway/defaultNamespace"),
+    ({"gateway.ingress.hosts": "x"}, "additional properties 'hosts' not allowed"),
     ({"tiers.defaultTier": "gold"}, 'tiers.defaultTier "gold" is not one of tiers.tiers (standard)'),
     ({"webhook.certManager.enabled": "true", "webhook.existingSecret": "x"},
      "webhook.certManager.enabled and webhook.existingSecret are exclusive"),

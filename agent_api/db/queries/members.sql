@@ -52,3 +52,9 @@ DELETE FROM cluster_members WHERE namespace = $1 AND cluster = $2;
 
 -- name: DeleteClusterConfig
 DELETE FROM cluster_configs WHERE namespace = $1 AND cluster = $2;
+
+-- name: NamespaceReplicaNames
+-- Every replica name registered in the namespace, archived ones included. A cluster deleted
+-- with statePolicy Retain leaves its members only here, and names are never reused, so the
+-- operator adds these to the names it sees in AgentCluster statuses. (Primary-key prefix scan.)
+SELECT replica FROM cluster_members WHERE namespace = $1;

@@ -139,3 +139,50 @@ webhook: null
 {{- fail "webhook.certManager.enabled and webhook.existingSecret are exclusive: pick one source of the webhook certificate" }}
 {{- end }}
 {{- end }}
+
+{{/* --- The MCP gateway (`agentclusters gateway`) --- */}}
+
+{{- define "agent-clusters.gatewayName" -}}
+{{- printf "%s-gateway" (include "agent-clusters.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "agent-clusters.gatewaySelectorLabels" -}}
+app.kubernetes.io/name: {{ include "agent-clusters.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
+{{- end }}
+
+{{- define "agent-clusters.gatewayLabels" -}}
+helm.sh/chart: {{ include "agent-clusters.chart" . }}
+{{ include "agent-clusters.gatewaySelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: agent-clusters
+{{- end }}
+
+{{- define "agent-clusters.gatewayServiceAccountName" -}}
+{{- if .Values.gateway.serviceAccount.create }}
+{{- default (include "agent-clusters.gatewayName" .) .Values.gateway.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.gateway.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The gateway's image: gateway.image.* where set, else the operator's image. */}}
+{{- define "agent-clusters.gatewayImage" -}}
+{{- $repository := default .Values.image.repository .Values.gateway.image.repository }}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) .Values.gateway.image.tag }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+
+{{/* The URL clients reach the gateway at (without /mcp): gateway.publicUrl, else the Ingress
+host, else the Service's in-cluster name. */}}
+{{- define "agent-clusters.gatewayPublicUrl" -}}
+{{- if .Values.gateway.publicUrl }}
+{{- .Values.gateway.publicUrl | trimSuffix "/" }}
+{{- else if and .Values.gateway.ingress.enabled .Values.gateway.ingress.host }}
+{{- printf "%s://%s" (ternary "https" "http" (not (empty .Values.gateway.ingress.tls))) .Values.gateway.ingress.host }}
+{{- else }}
+{{- printf "http://%s.%s.svc:%d" (include "agent-clusters.gatewayName" .) .Release.Namespace (int .Values.gateway.service.port) }}
+{{- end }}
+{{- end }}

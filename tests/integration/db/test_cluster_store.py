@@ -85,3 +85,16 @@ async def test_delete_cluster_data_removes_only_that_cluster(database_url):
     finally:
         await conn.close()
     assert left == {t: ["other"] for t in left}
+
+
+async def test_names_in_namespace_include_archived_members_of_every_cluster(database_url):
+    conn = await _connect(database_url)
+    try:
+        await cluster_store.register_member(conn, "ns", "a", "daring-duck", 0)
+        await cluster_store.register_member(conn, "ns", "b", "swift-falcon", 0)
+        await cluster_store.archive_member(conn, "ns", "b", "swift-falcon")
+        await cluster_store.register_member(conn, "other", "a", "calm-otter", 0)
+
+        assert await cluster_store.names_in_namespace(conn, "ns") == {"daring-duck", "swift-falcon"}
+    finally:
+        await conn.close()

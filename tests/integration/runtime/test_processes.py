@@ -191,7 +191,9 @@ async def test_http_endpoints_and_redis_registration(database_url, redis_url, sp
     assert run.status_code == 200
     assert run.json()["output"] == {"result": {"echo": {"a": 1}, "replica": "daring-duck"}}
     assert unknown.status_code == 404
-    assert chat.status_code == 501 and "not implemented" in chat.json()["error"]
+    # No spec.ai here: chat answers 503 naming the replica (tests/integration/runtime/ai/).
+    assert chat.status_code == 503 and chat.json()["replica"] == "daring-duck"
+    assert "spec.ai is not set" in chat.json()["error"]
     assert 'agent_runs_total{cluster="scraper",namespace="team-a",replica="daring-duck",' \
            'trigger="webhook",status="succeeded"} 1' in metrics.text
     assert gone == 0

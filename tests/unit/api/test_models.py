@@ -114,3 +114,10 @@ def test_api_version_and_kind_are_fixed() -> None:
     with pytest.raises(ValidationError):
         models.AgentCluster.model_validate({**cases.manifest(), "kind": "Deployment"})
     assert models.AgentCluster().api_version == constants.API_VERSION
+
+
+def test_memory_budget_limit() -> None:
+    assert models.Limits().memory_max_tokens == 8000
+    assert models.Limits.model_validate({"memoryMaxTokens": 500}).memory_max_tokens == 500
+    with pytest.raises(ValidationError):
+        models.Limits.model_validate({"memoryMaxTokens": 10})

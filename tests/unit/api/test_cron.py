@@ -60,3 +60,13 @@ def test_invalid_expressions_and_zones_are_rejected_with_a_readable_message(
         expression, zone, message):
     with pytest.raises(cron.CronError, match=message):
         cron.validate(expression, zone)
+
+
+def test_a_cron_no_date_matches_is_refused_as_never_firing():
+    with pytest.raises(cron.CronError, match=r"never fires \(no date matches it\)"):
+        cron.validate("0 0 31 2 *", "UTC")
+
+
+def test_a_cron_no_date_matches_has_no_fire_times():
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    assert cron.fire_times("0 0 30 2 *", "UTC", start, start + dt.timedelta(days=800)) == []

@@ -1,0 +1,43 @@
+"""How Secret values reach a replica: the environment variable names, in one place.
+
+The operator writes these names into each replica pod (`secretKeyRef` / `envFrom`), the
+runtime reads them back. Secret values never pass through the custom resource or PostgreSQL.
+
+| source in the spec | variable |
+| --- | --- |
+| `spec.ai.apiKeySecretRef` | `AGENT_AI_API_KEY` |
+| `spec.channels[].urlSecretRef` | `AGENT_CHANNEL_<NAME>_URL` |
+| `spec.mcpServers[].headersSecretRef` (a whole Secret) | `AGENT_MCP_<NAME>_HEADER_<Header-Name>`, one per key |
+
+`<NAME>` is the channel or server name upper-cased with '-' turned into '_'; names are DNS
+labels (no '_'), so two names never map to one variable. MCP headers use `envFrom` with a
+prefix, so every key of the Secret becomes one header named after the key, as the API
+promises ("every key is sent as an HTTP header of that name").
+"""
+
+from __future__ import annotations
+
+AI_API_KEY = "AGENT_AI_API_KEY"
+_CHANNEL_PREFIX = "AGENT_CHANNEL_"
+_MCP_PREFIX = "AGENT_MCP_"
+
+
+def _upper(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def channel_url(channel: str) -> str:
+    """`AGENT_CHANNEL_<NAME>_URL` for a channel name."""
+    return f"{_CHANNEL_PREFIX}{_upper(channel)}_URL"
+
+
+def mcp_header_prefix(server: str) -> str:
+    """The `envFrom` prefix of an MCP server's header Secret: `AGENT_MCP_<NAME>_HEADER_`."""
+    return f"{_MCP_PREFIX}{_upper(server)}_HEADER_"
+
+
+def is_secret(variable: str) -> bool:
+    """Whether an environment variable carries a Secret value handed over by this contract."""
+    return variable == AI_API_KEY or (
+        variable.startswith(_CHANNEL_PREFIX) and variable.endswith("_URL")
+    ) or (variable.startswith(_MCP_PREFIX) and "_HEADER_" in variable)

@@ -1,0 +1,131 @@
+"""Who is calling, and may they: TokenReview for the bearer token, SubjectAccessReview per tool.
+
+Kubernetes RBAC is the permission model: a tool that reads needs `get`/`list` on
+`agentclusters` in the agent's namespace, one that changes needs `create`/`patch`/`delete`
+(scaling: `patch` on `agentclusters/scale`). Over HTTP the MCP SDK's bearer middleware calls
+`KubeTokenVerifier` (no or bad token -> 401) and the tools read the caller from its context.
+Over stdio the caller is whoever owns the kubeconfig, checked with SelfSubjectAccessReview.
+Answers are cached for a few seconds, keyed by a hash of the token, never the token itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
+
+from agent_api import constants
+from agent_gateway import errors, kube
+
+
+@dataclass(frozen=True)
+class Caller:
+    username: str
+    groups: tuple[str, ...] = ()
+    uid: str | None = None
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    local: bool = False
+    """True over stdio: the kubeconfig's own identity (SelfSubjectAccessReview)."""
+
+    @property
+    def key(self) -> str:
+        """A stable, non-secret id for rate limits and default conversations."""
+        return hashlib.sha256(self.username.encode()).hexdigest()[:16]
+
+
+LOCAL = Caller(username="kubeconfig user", local=True)
+
+
+class _TtlCache:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._items: dict[object, tuple[float, object]] = {}
+
+    def get(self, key: object) -> object | None:
+        found = self._items.get(key)
+        if found is None or found[0] < time.monotonic():
+            self._items.pop(key, None)
+            return None
+        return found[1]
+
+    def put(self, key: object, value: object) -> None:
+        if len(self._items) > 10_000:
+            self._items.clear()
+        self._items[key] = (time.monotonic() + self.seconds, value)
+
+
+class KubeTokenVerifier:
+    """The MCP SDK's TokenVerifier, answered by the API server's TokenReview."""
+
+    def __init__(self, api: kube.Kube, cache_seconds: float) -> None:
+        self._kube = api
+        self._cache = _TtlCache(cache_seconds)
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._cache.get(digest)
+        if cached is not None:
+            return cached if isinstance(cached, AccessToken) else None
+        try:
+            status = await self._kube.token_review(token)
+        except ApiException:
+            return None
+        if not status.authenticated or status.user is None:
+            self._cache.put(digest, False)
+            return None
+        user = status.user
+        access = AccessToken(
+            token=token, client_id=user.username, scopes=[], subject=user.username,
+            claims={"groups": list(user.groups or []), "uid": user.uid, "extra": dict(user.extra or {})},
+        )
+        self._cache.put(digest, access)
+        return access
+
+
+def current_caller() -> Caller:
+    """The caller of the tool being run: the token's user over HTTP, the local user over stdio."""
+    access = get_access_token()
+    if access is None:
+        return LOCAL
+    claims = access.claims or {}
+    extra = tuple(sorted((k, tuple(v)) for k, v in (claims.get("extra") or {}).items()))
+    return Caller(username=access.subject or access.client_id, groups=tuple(claims.get("groups") or ()),
+                  uid=claims.get("uid"), extra=extra)
+
+
+@dataclass
+class Authorizer:
+    kube: kube.Kube
+    cache_seconds: float
+    _cache: _TtlCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._cache = _TtlCache(self.cache_seconds)
+
+    async def require(self, caller: Caller, namespace: str, verb: str, subresource: str = "") -> None:
+        key = (caller, namespace, verb, subresource)
+        allowed = self._cache.get(key)
+        if allowed is None:
+            attributes = client.V1ResourceAttributes(
+                namespace=namespace, verb=verb, group=constants.GROUP, resource=constants.PLURAL,
+                subresource=subresource or None)
+            try:
+                status = await self.kube.access_review(
+                    None if caller.local else caller.username, list(caller.groups), caller.uid,
+                    {k: list(v) for k, v in caller.extra} or None, attributes)
+            except ApiException as exc:
+                raise errors.GatewayError(
+                    f"could not check permissions with the API server: {errors.api_message(exc)}") from None
+            allowed = bool(status.allowed)
+            self._cache.put(key, allowed)
+        if not allowed:
+            resource = constants.PLURAL + (f"/{subresource}" if subresource else "")
+            raise errors.GatewayError(
+                f'forbidden: {caller.username} may not {verb} {resource}.{constants.GROUP} in namespace '
+                f'"{namespace}" (Kubernetes RBAC; ask for a Role granting it)'
+            )

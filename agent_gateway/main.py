@@ -1,0 +1,40 @@
+"""`agentclusters gateway`: serve MCP over streamable HTTP at /mcp (plus /hooks and /healthz),
+or over stdio with `--stdio`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import uvicorn
+
+from agent_gateway import deps, server, settings
+
+
+async def serve_http(config: settings.Settings) -> None:
+    async with deps.open_deps(config) as d:
+        app = server.build_server(d, http=True).streamable_http_app(host=config.host)
+        uvicorn_config = uvicorn.Config(app, host=config.host, port=config.port, log_level="info",
+                                        lifespan="on", access_log=False)
+        await uvicorn.Server(uvicorn_config).serve()
+
+
+async def serve_stdio(config: settings.Settings) -> None:
+    async with deps.open_deps(config) as d:
+        await server.build_server(d, http=False).run_stdio_async()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = settings.parser().parse_args(argv)
+    config = settings.from_args(args)
+    missing = [flag for flag, value in (("--database-url", config.database_url), ("--redis-url", config.redis_url))
+               if not value]
+    if missing:
+        print(f"agentclusters gateway: {', '.join(missing)} (or DATABASE_URL/REDIS_URL) required", file=sys.stderr)
+        return 2
+    # stdout is the MCP channel over stdio: logs go to stderr.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve_stdio(config) if args.stdio else serve_http(config))
+    return 0

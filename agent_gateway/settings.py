@@ -1,0 +1,65 @@
+"""The gateway's settings, from command-line flags with environment fallbacks.
+
+One frozen dataclass, so every module reads the same numbers and tests can build one directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    kubeconfig: str | None = None
+    """Kubeconfig the gateway itself uses; None means in-cluster credentials."""
+    database_url: str = ""
+    redis_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8090
+    public_url: str = ""
+    """The URL clients reach the gateway at (the OAuth resource identifier)."""
+    default_namespace: str = "default"
+    rate_limit_per_minute: int = 120
+    """Tool calls one caller may make per minute, across every gateway instance."""
+    scale_timeout_seconds: float = 120.0
+    webhook_max_body_bytes: int = 1024 * 1024
+    runtime_timeout_seconds: float = 330.0
+    """Longest wait for a replica's answer (chat or a synchronous webhook run)."""
+    auth_cache_seconds: float = 10.0
+    """How long a TokenReview or SubjectAccessReview answer is reused."""
+
+    @property
+    def mcp_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/") + "/mcp"
+
+
+def parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="agentclusters gateway",
+                                description="the MCP gateway: tools, chat routing, webhooks")
+    p.add_argument("--stdio", action="store_true",
+                   help="serve MCP over stdin/stdout as the kubeconfig's own identity")
+    p.add_argument("--kubeconfig", default=env("KUBECONFIG"))
+    p.add_argument("--database-url", default=env("DATABASE_URL", ""))
+    p.add_argument("--redis-url", default=env("REDIS_URL", ""))
+    p.add_argument("--host", default=env("GATEWAY_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(env("GATEWAY_PORT", "8090")))
+    p.add_argument("--public-url", default=env("GATEWAY_PUBLIC_URL", ""))
+    p.add_argument("--default-namespace", default=env("GATEWAY_DEFAULT_NAMESPACE", "default"))
+    p.add_argument("--rate-limit-per-minute", type=int,
+                   default=int(env("GATEWAY_RATE_LIMIT_PER_MINUTE", "120")))
+    p.add_argument("--scale-timeout-seconds", type=float, default=120.0)
+    p.add_argument("--webhook-max-body-bytes", type=int, default=1024 * 1024)
+    return p
+
+
+def from_args(args: argparse.Namespace) -> Settings:
+    return Settings(
+        kubeconfig=args.kubeconfig or None, database_url=args.database_url, redis_url=args.redis_url,
+        host=args.host, port=args.port, public_url=args.public_url,
+        default_namespace=args.default_namespace, rate_limit_per_minute=args.rate_limit_per_minute,
+        scale_timeout_seconds=args.scale_timeout_seconds,
+        webhook_max_body_bytes=args.webhook_max_body_bytes,
+    )

@@ -1,0 +1,55 @@
+"""What every tool shares: parameter types with their limits, and the call prelude
+(rate limit, then RBAC) that runs before a tool touches anything."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from agent_api import constants
+from agent_gateway import auth, deps, results
+
+AgentName = Annotated[str, Field(min_length=1, max_length=constants.MAX_CLUSTER_NAME_LENGTH,
+                                 description="the agent's name (a DNS label)")]
+Namespace = Annotated[str | None, Field(max_length=constants.DNS_LABEL_MAX,
+                                        description="Kubernetes namespace; the gateway's default when omitted")]
+ReplicaName = Annotated[str, Field(min_length=1, max_length=constants.DNS_LABEL_MAX,
+                                   description="a replica name, e.g. daring-duck")]
+ItemName = Annotated[str, Field(min_length=1, max_length=constants.DNS_LABEL_MAX)]
+FunctionName = Annotated[str, Field(min_length=1, max_length=constants.DNS_LABEL_MAX,
+                                    description="lowercase words joined by dots, e.g. scraping.fetch-mentions")]
+StateKey = Annotated[str, Field(min_length=1, max_length=256)]
+
+READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+REMOVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
+ACT = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+
+
+async def guard(d: deps.Deps, namespace: str | None, verb: str, subresource: str = "") -> tuple[auth.Caller, str]:
+    """Rate limit and authorize the current caller; the namespace the call acts in."""
+    caller = auth.current_caller()
+    target = namespace or d.settings.default_namespace
+    await d.limiter.check(caller.key, caller.username)
+    await d.authorizer.require(caller, target, verb, subresource)
+    return caller, target
+
+
+def changed(obj: dict[str, Any], message: str) -> results.Changed:
+    meta = obj.get("metadata") or {}
+    return results.Changed(agent=meta.get("name", ""), namespace=meta.get("namespace", ""), message=message,
+                           generation=meta.get("generation"))
+
+
+def member_names(obj: dict[str, Any]) -> list[str]:
+    members = (obj.get("status") or {}).get("members") or []
+    return [m["name"] for m in sorted(members, key=lambda m: m["ordinal"])]
+
+
+def schedules(spec: dict[str, Any]) -> list[results.ScheduleInfo]:
+    return [results.ScheduleInfo(name=s["name"], function=s["function"], cron=s["cron"],
+                                 timezone=s.get("timezone", "UTC"), mode=s.get("mode", "single"),
+                                 enabled=s.get("enabled", True))
+            for s in spec.get("schedules") or []]

@@ -1,0 +1,32 @@
+"""Resolving a replica name a caller gave: live, archived (readable, not writable), or unknown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent_gateway import errors, store
+
+
+async def resolve(db: store.Store, obj: dict[str, Any], replica: str | None, *, writing: bool) -> tuple[str, bool]:
+    """The state scope for `replica` (None: the cluster-shared scope) and whether it is archived."""
+    if replica is None:
+        return store.SHARED, False
+    name = obj["metadata"]["name"]
+    status = obj.get("status") or {}
+    live = sorted(m["name"] for m in status.get("members") or [])
+    archived = {a["name"] for a in status.get("archived") or []}
+    if replica not in live and replica not in archived:
+        # The database also remembers members whose AgentCluster was deleted and re-created.
+        rows = await db.members(obj["metadata"]["namespace"], name)
+        archived |= {r["replica"] for r in rows if r["archived_at"] is not None}
+    if replica in archived:
+        if writing:
+            raise errors.GatewayError(
+                f'replica "{replica}" of agent "{name}" is archived: its state is kept and readable, but '
+                f"read-only. Live replicas: {', '.join(live) or 'none'}")
+        return replica, True
+    if replica not in live:
+        raise errors.GatewayError(
+            f'agent "{name}" has no replica named "{replica}". Live replicas: {", ".join(live) or "none"}'
+            + (f"; archived: {', '.join(sorted(archived))}" if archived else ""))
+    return replica, False

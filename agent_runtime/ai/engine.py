@@ -1,0 +1,199 @@
+"""The AI engine of one replica: runs `prompt` functions and chat turns by putting together
+the provider, the system prompt, the toolbox, the loop and (for chat) the memory.
+
+The spec is read on every call, so an edited `spec.ai`, new channels or MCP servers apply
+without a restart; providers and MCP tool caches are kept while their settings stay the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from agent_runtime import spec, state
+from agent_runtime.ai import (
+    channels,
+    env_secrets,
+    loop,
+    mcp_tools,
+    memory,
+    providers,
+    redaction,
+    template,
+    tools,
+)
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT_KEY = "system_prompt"  # replica state key overriding spec.ai.systemPrompt (A/B tests)
+MAX_PROMPT_DEPTH = 3  # prompt functions calling prompt functions as tools
+REPLY_SUMMARY_CHARS = 1500
+
+CallFunction = Callable[[str, dict[str, Any], int], Awaitable[Any]]
+
+
+class EngineNotConfigured(Exception):
+    """The spec has no `ai` section."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    namespace: str
+    cluster: str
+    replica: str
+
+
+def summary(result: loop.LoopResult) -> dict[str, Any]:
+    """The bounded, scrubbed record of a loop kept in `runs.output` (stop_reason included)."""
+    return redaction.scrub_json({
+        "stop_reason": result.stop_reason,
+        "reply": result.reply[:REPLY_SUMMARY_CHARS],
+        "iterations": result.iterations,
+        "tokens": {"input": result.input_tokens, "output": result.output_tokens},
+        "function_calls": result.function_calls,
+        "tools_called": result.tools_called[:50],
+    })
+
+
+class Engine:
+    def __init__(self, pool: asyncpg.Pool, identity: Identity,
+                 session: Callable[[], aiohttp.ClientSession],
+                 env: Mapping[str, str] | None = None,
+                 channel_attempts: int = 4, channel_backoff_seconds: float = 0.5) -> None:
+        self._pool = pool
+        self._identity = identity
+        self._session = session
+        self._env = dict(os.environ if env is None else env)
+        redaction.register_environment(self._env)
+        self._timeout = float(self._env.get("AGENT_AI_TIMEOUT_SECONDS", "60"))
+        self._max_retries = int(self._env.get("AGENT_AI_MAX_RETRIES", "2"))
+        self._channel_attempts = channel_attempts
+        self._channel_backoff = channel_backoff_seconds
+        self._provider: tuple[providers.Settings, providers.Provider] | None = None
+        self._mcp: dict[tuple[str, str], mcp_tools.McpServerTools] = {}
+
+    # -- pieces, rebuilt only when the spec changes them ------------------------------------
+
+    def _secrets(self, current: spec.RuntimeSpec) -> env_secrets.Secrets:
+        return env_secrets.read(self._env, list(current.channels),
+                                [server.name for server in current.mcp_servers])
+
+    def provider(self, current: spec.RuntimeSpec) -> providers.Provider:
+        if current.ai is None:
+            raise EngineNotConfigured("this agent has no AI engine: spec.ai is not set")
+        settings = providers.Settings(
+            current.ai.provider, current.ai.model, current.ai.base_url,
+            self._secrets(current).api_key, self._timeout, self._max_retries)
+        if self._provider is None or self._provider[0] != settings:
+            self._provider = (settings, providers.build(settings))
+        return self._provider[1]
+
+    def _mcp_servers(self, current: spec.RuntimeSpec) -> list[mcp_tools.McpServerTools]:
+        headers = self._secrets(current).mcp_headers
+        servers = []
+        for server in current.mcp_servers:
+            key = (server.name, server.url)
+            wanted = headers.get(server.name, {})
+            known = self._mcp.get(key)
+            if known is None or known.headers != wanted:
+                known = self._mcp[key] = mcp_tools.McpServerTools(server.name, server.url, wanted)
+            servers.append(known)
+        return servers
+
+    def _sender(self, current: spec.RuntimeSpec) -> channels.ChannelSender:
+        return channels.ChannelSender(
+            self._pool, self._session(), {c.name: c.type for c in current.channels.values()},
+            self._secrets(current).channel_urls, attempts=self._channel_attempts,
+            backoff_seconds=self._channel_backoff)
+
+    async def _toolbox(self, current: spec.RuntimeSpec, store: state.StateStore,
+                       run_id: int | None, function_tools: list[str],
+                       call_function: CallFunction | None, depth: int) -> tuple[tools.Toolbox, list[str]]:
+        toolbox = tools.Toolbox()
+        tools.add_state_tools(toolbox, store)
+        sender = self._sender(current)
+        where = channels.Where(self._identity.namespace, self._identity.cluster,
+                               self._identity.replica, run_id)
+
+        async def send(channel: str, text: str) -> Any:
+            try:
+                delivery = await sender.send(channel, text, where)
+            except channels.ChannelError as error:
+                raise tools.ToolError(str(error)) from error
+            return {"delivered": True, "channel": channel, "attempts": delivery.attempts}
+
+        tools.add_channel_tool(toolbox, sorted(current.channels), send)
+        if call_function is not None and function_tools:
+            async def call(name: str, payload: dict[str, Any]) -> Any:
+                return await call_function(name, payload, depth + 1)
+
+            tools.add_function_tools(toolbox, function_tools, call)
+        errors = await mcp_tools.add_mcp_tools(toolbox, self._mcp_servers(current))
+        for error in errors:
+            log.warning("MCP tools left out of this run: %s", redaction.scrub(error))
+        return toolbox, errors
+
+    async def _system_prompt(self, current: spec.RuntimeSpec, store: state.StateStore) -> str | None:
+        override = await store.get(SYSTEM_PROMPT_KEY)
+        if isinstance(override, str) and override.strip():
+            return override
+        return current.ai.system_prompt if current.ai else None
+
+    @staticmethod
+    def limits(current: spec.RuntimeSpec) -> loop.Limits:
+        return loop.Limits(current.limits.max_iterations, current.limits.max_tokens,
+                           current.limits.max_wall_clock_seconds, current.limits.max_function_calls)
+
+    # -- the two ways in --------------------------------------------------------------------
+
+    async def run_prompt(self, current: spec.RuntimeSpec, function: spec.FunctionSpec,
+                         payload: dict[str, Any], fields: dict[str, Any], store: state.StateStore,
+                         run_id: int | None = None, call_function: CallFunction | None = None,
+                         depth: int = 0) -> loop.LoopResult:
+        """One `prompt` function run; errors come back as stop reason `error`, scrubbed."""
+        try:
+            if function.prompt is None:
+                raise EngineNotConfigured(f"function {function.name!r} is not a prompt function")
+            if depth >= MAX_PROMPT_DEPTH:
+                raise EngineNotConfigured(f"prompt functions nested deeper than {MAX_PROMPT_DEPTH}")
+            provider = self.provider(current)
+            prompt = template.fill(function.prompt.template, payload, fields)
+            toolbox, mcp_errors = await self._toolbox(current, store, run_id,
+                                                      function.prompt.tools, call_function, depth)
+            system = await self._system_prompt(current, store)
+        except (EngineNotConfigured, template.TemplateError, state.StateError) as error:
+            return loop.LoopResult(stop_reason="error", error=redaction.scrub(str(error)))
+        result = await loop.run(provider, system, [providers.Message("user", prompt)], toolbox,
+                                self.limits(current))
+        return _scrubbed(result, mcp_errors)
+
+    async def chat(self, current: spec.RuntimeSpec, message: str, conversation_id: str,
+                   store: state.StateStore, run_id: int | None = None) -> loop.LoopResult:
+        """One chat turn with this replica's memory of the conversation."""
+        provider = self.provider(current)
+        remembered = memory.Memory(self._pool, self._identity.namespace, self._identity.cluster,
+                                   self._identity.replica, current.limits.memory_max_tokens)
+        history = await remembered.load(conversation_id)
+        toolbox, mcp_errors = await self._toolbox(current, store, run_id, [], None, 0)
+        system = await self._system_prompt(current, store)
+        result = await loop.run(provider, system, [*history, providers.Message("user", message)],
+                                toolbox, self.limits(current))
+        result = _scrubbed(result, mcp_errors)
+        if result.stop_reason == "completed":
+            await remembered.append(conversation_id, message, result.reply)
+        return result
+
+
+def _scrubbed(result: loop.LoopResult, mcp_errors: list[str]) -> loop.LoopResult:
+    result.reply = redaction.scrub(result.reply)
+    if result.error is not None:
+        result.error = redaction.scrub(result.error)
+    if mcp_errors and result.stop_reason == "error" and result.error:
+        result.error += " (MCP: " + "; ".join(redaction.scrub(e) for e in mcp_errors) + ")"
+    return result

@@ -1,0 +1,82 @@
+"""Runs the real gateway (`agentclusters gateway`) against a devcluster, and issues callers'
+tokens for it.
+
+Shared by the e2e tests, `make dev-up` and `make demo`. The gateway runs with the admin
+kubeconfig (it needs TokenReview and SubjectAccessReview, and to patch AgentClusters). A
+caller is a ServiceAccount bound to a Role on agentclusters in one namespace; its token comes
+from the TokenRequest API (`kubectl create token`), exactly as a real client's would.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from devcluster import ports
+from devcluster.processes import Process
+
+CALLER_ROLE_RULES = [
+    {"apiGroups": ["agentclusters.io"], "resources": ["agentclusters", "agentclusters/scale", "agentclusters/status"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+]
+
+
+@dataclass
+class RunningGateway:
+    process: Process
+    url: str
+    """Base URL, e.g. http://127.0.0.1:41234; MCP is at `mcp_url`."""
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.url}/mcp"
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start(state_dir: Path, kubeconfig: Path, database_url: str, redis_url: str, *,
+          default_namespace: str = "default", rate_limit_per_minute: int = 600) -> RunningGateway:
+    """Start the gateway on a free loopback port; returns once /healthz answers."""
+    port = ports.free_port()
+    process = Process(
+        "gateway",
+        [sys.executable, "-m", "agentclusters", "gateway", f"--kubeconfig={kubeconfig}",
+         f"--database-url={database_url}", f"--redis-url={redis_url}", "--host=127.0.0.1", f"--port={port}",
+         f"--default-namespace={default_namespace}", f"--rate-limit-per-minute={rate_limit_per_minute}"],
+        state_dir / "logs" / "gateway.log",
+    ).start()
+    try:
+        ports.wait_until(lambda: process.check_alive() or ports.port_open(port), timeout=60, what="the gateway")
+    except BaseException:
+        process.stop()
+        raise
+    return RunningGateway(process, f"http://127.0.0.1:{port}")
+
+
+def issue_caller_token(kubectl: Path, kubeconfig: Path, namespace: str, name: str = "mcp-caller",
+                       duration: str = "24h") -> str:
+    """A ServiceAccount allowed to manage agentclusters in `namespace` only, and a token for it."""
+    manifests = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": name, "namespace": namespace}, "rules": CALLER_ROLE_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": name, "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]},
+    ]
+    _kubectl(kubectl, kubeconfig, ["apply", "-f", "-"], yaml.safe_dump_all(manifests))
+    return _kubectl(kubectl, kubeconfig, ["create", "token", name, "-n", namespace, f"--duration={duration}"]).strip()
+
+
+def _kubectl(kubectl: Path, kubeconfig: Path, args: list[str], stdin: str | None = None) -> str:
+    result = subprocess.run([str(kubectl), f"--kubeconfig={kubeconfig}", *args], input=stdin,
+                            capture_output=True, text=True, check=False, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout

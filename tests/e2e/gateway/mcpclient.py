@@ -1,0 +1,55 @@
+"""The official MCP client against the gateway, with a bearer token; tool answers as dicts."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+
+class ToolFailed(AssertionError):
+    """A tool answered with an MCP tool error; the message is what the caller would read."""
+
+
+class Session:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.progress: list[tuple[float, float | None, str | None]] = []
+
+    async def call(self, tool: str, **arguments: Any) -> dict[str, Any]:
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            self.progress.append((progress, total, message))
+
+        result = await self.client.call_tool(tool, arguments, progress_callback=on_progress,
+                                             read_timeout_seconds=600)
+        text = " ".join(getattr(c, "text", "") for c in result.content)
+        if result.is_error:
+            raise ToolFailed(text)
+        return result.structured_content or {}
+
+    async def error(self, tool: str, **arguments: Any) -> str:
+        """The message of a call that must fail."""
+        try:
+            answer = await self.call(tool, **arguments)
+        except ToolFailed as failed:
+            return str(failed)
+        raise AssertionError(f"{tool}({arguments}) was expected to fail; it answered {answer}")
+
+
+@contextlib.asynccontextmanager
+async def connect(mcp_url: str, token: str | None, statuses: list[int] | None = None) -> AsyncIterator[Session]:
+    """A session as the holder of `token`; HTTP statuses seen are appended to `statuses`."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def record(response: httpx2.Response) -> None:
+        if statuses is not None:
+            statuses.append(response.status_code)
+
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(600, connect=10),
+                                  event_hooks={"response": [record]}) as http, \
+            Client(streamable_http_client(mcp_url, http_client=http)) as client:
+        yield Session(client)

@@ -1,0 +1,68 @@
+"""Signed webhooks through the real gateway: spread across replicas, bad signatures 401,
+unknown hooks 404, oversized bodies 413, synchronous delivery answers with the result."""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+
+import httpx2
+import pytest
+from kubernetes import client
+
+from agent_gateway import signatures
+from tests.e2e.gateway import mcpclient
+
+pytestmark = pytest.mark.e2e
+SECRET = b"hook-secret"
+
+
+async def test_webhooks(gateway, namespace, token_for, k8s_api):
+    client.CoreV1Api(k8s_api).create_namespaced_secret(namespace, {
+        "metadata": {"name": "hooks"}, "data": {"secret": base64.b64encode(SECRET).decode()}})
+    agent = "hooked"
+    async with mcpclient.connect(gateway.mcp_url, token_for(namespace)) as mcp:
+        await mcp.call("make_agent", name=agent, namespace=namespace)
+        await mcp.call("add_function", agent_name=agent, function_name="ingest",
+                       python_entrypoint="agent_runtime.builtins:echo", namespace=namespace)
+        missing = await mcp.error("add_webhook", agent_name=agent, webhook_name="gh", path="/github",
+                                  function_name="ingest", secret_name="nope", namespace=namespace)
+        assert 'Secret "nope" with key "secret" does not exist' in missing
+        await mcp.call("add_webhook", agent_name=agent, webhook_name="gh", path="/github", function_name="ingest",
+                       secret_name="hooks", namespace=namespace)
+        await mcp.call("add_webhook", agent_name=agent, webhook_name="sync", path="/sync", function_name="ingest",
+                       secret_name="hooks", synchronous=True, namespace=namespace)
+        members = (await mcp.call("scale_agent", name=agent, replicas=3, namespace=namespace))["members"]
+
+    base = f"{gateway.url}/hooks/{namespace}/{agent}"
+    async with httpx2.AsyncClient(timeout=60) as http:
+        async def deliver(path: str, body: bytes, signature: str | None = None) -> httpx2.Response:
+            headers = {signatures.HEADER: signature or signatures.sign(SECRET, body),
+                       "Content-Type": "application/json"}
+            return await http.post(f"{base}{path}", content=body, headers=headers)
+
+        counts: collections.Counter[str] = collections.Counter()
+        for n in range(30):
+            answer = await deliver("/github", json.dumps({"n": n}).encode())
+            assert answer.status_code == 202, answer.text
+            assert answer.json()["run_id"] and answer.json()["status"] == "succeeded"
+            counts[answer.json()["replica"]] += 1
+        assert set(counts) == set(members), counts  # every replica took some
+        assert max(counts.values()) - min(counts.values()) <= 4, counts
+
+        sync = await deliver("/sync", b'{"hello": "world"}')
+        assert sync.status_code == 200 and sync.json()["output"]["result"]["echo"] == {"hello": "world"}
+        assert sync.json()["output"]["result"]["trigger"] == "webhook"
+
+        body = b'{"n": 1}'
+        assert (await deliver("/github", body, signatures.sign(b"wrong", body))).status_code == 401
+        assert (await deliver("/github", body, "sha256=")).status_code == 401
+        assert (await http.post(f"{base}/github", content=body)).status_code == 401
+        assert (await deliver("/nowhere", body)).status_code == 404
+        other = f"{gateway.url}/hooks/{namespace}/no-such-agent/github"
+        assert (await http.post(other, content=body, headers={signatures.HEADER: signatures.sign(SECRET, body)})
+                ).status_code == 404
+        huge = b"x" * (1024 * 1024 + 1)
+        too_big = await deliver("/github", huge)
+        assert too_big.status_code == 413 and "larger than" in too_big.json()["error"]

@@ -1,0 +1,405 @@
+"""The runtime's promise under failure, with real `python -m agent_runtime` processes.
+
+PostgreSQL restarted mid-run, Redis gone and back, a replica frozen (SIGSTOP) past its lease
+and thawed, and a config change applied without a restart. Every wait polls with a deadline;
+no assertion depends on how long something took.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import random
+import shutil
+import signal
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from agent_api import redis_keys
+from agent_api.db import cluster_store
+from devcluster import ports, services
+from tests.integration.runtime import harness
+from tests.integration.runtime.harness import CLUSTER, NAMESPACE, RuntimeProcess
+
+SECOND = dt.timedelta(seconds=1)
+
+
+@pytest.fixture
+def spawn(redis_url, tmp_path):
+    """Start runtime processes; each on its own loopback address; killed at teardown."""
+    started: list[RuntimeProcess] = []
+    octet = random.randint(2, 200)
+
+    def start(replica: str, database_url: str, redis: str | None = None, grace: float = 5.0,
+              **env: str) -> RuntimeProcess:
+        pod_ip = f"127.0.{octet}.{len(started) + 2}"
+        process = RuntimeProcess(database_url, redis or redis_url, replica, pod_ip,
+                                 ports.free_port(pod_ip), tmp_path, grace, len(started),
+                                 extra_env=env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.process.poll() is None:
+            process.signal(signal.SIGCONT)  # a frozen process must not outlive the test
+        process.kill()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[services.Postgres]:
+    """A PostgreSQL of this test's own, so restarting it disturbs no other test.
+
+    Not under pytest's basetemp: pytest resets /tmp/pytest-of-<user> to 0700, which would lock
+    the `postgres` user out of its data directory.
+    """
+    data_dir = Path(tempfile.mkdtemp(prefix="agentclusters-test-pg-restart-"))
+    server = services.Postgres(data_dir, ports.free_port()).start()
+    yield server
+    server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def private_redis(tmp_path) -> Iterator[services.Redis]:
+    server = services.Redis(tmp_path / "redis", ports.free_port()).start()
+    yield server
+    server.stop()
+
+
+async def _rows(database_url, query, *args):
+    return await harness.fetch(database_url, query, *args)
+
+
+async def _db_now(database_url) -> dt.datetime:
+    return (await _rows(database_url, "SELECT now() AS now"))[0]["now"]
+
+
+async def _stop_all(processes: list[RuntimeProcess]) -> None:
+    for process in processes:
+        process.signal(signal.SIGTERM)
+    codes = {p.replica: await p.wait(within=60) for p in processes}
+    assert codes == {p.replica: 0 for p in processes}, {p.replica: p.log() for p in processes}
+
+
+def _assert_contiguous(times: list[dt.datetime]) -> None:
+    gaps = [(a, b) for a, b in itertools.pairwise(sorted(times)) if b - a != SECOND]
+    assert not gaps, f"fire times are not one second apart: {gaps}"
+
+
+def _assert_no_live_rows(fires, runs) -> None:
+    assert not [f for f in fires if f["status"] == "running"], "a fire was left running"
+    assert not [r for r in runs if r["status"] == "running"], "a run was left running"
+
+
+def _assert_each_succeeded_once(fires, runs) -> None:
+    """Every fire ran exactly once: one run, succeeded, on the fire's replica (cluster mode)."""
+    by_fire = Counter(r["fire_id"] for r in runs)
+    succeeded = Counter(r["fire_id"] for r in runs if r["status"] == "succeeded")
+    done = [f for f in fires if f["status"] == "succeeded"]
+    assert succeeded == {f["id"]: 1 for f in done}
+    assert {i: by_fire[i] for i in succeeded} == {f["id"]: 1 for f in done}, "a fire ran twice"
+    owners = {r["fire_id"]: r["replica"] for r in runs}
+    assert all(owners[f["id"]] == f["replica"] for f in done if f["mode"] == "cluster")
+
+
+# -- PostgreSQL restart ----------------------------------------------------------------------
+
+
+async def test_runtimes_reconnect_after_postgres_restart_and_no_fire_runs_twice(
+        private_postgres, spawn):
+    database_url = private_postgres.url
+    await harness.migrated(database_url)
+    # A generous lease: the restart must not expire it, so no fire is legitimately re-run.
+    await harness.write_spec(database_url, 1, harness.spec_with(
+        [harness.python_function("work", "sleepy")],
+        [harness.schedule("single", "work", allowOverlap=True, missedFireGraceSeconds=60,
+                          payload={"seconds": 0.3}),
+         harness.schedule("everywhere", "work", mode="cluster", allowOverlap=True,
+                          missedFireGraceSeconds=60, payload={"seconds": 0.3})],
+        leaseSeconds=20))
+    # Config polling effectively off: a change after the restart must arrive by NOTIFY, so
+    # the listening connection has to come back on its own.
+    processes = [spawn(f"r{i}", database_url, AGENT_CONFIG_POLL_SECONDS="600")
+                 for i in range(2)]
+
+    async def succeeded_after(since: dt.datetime, schedule: str, count: int) -> bool:
+        rows = await _rows(database_url, "SELECT 1 FROM fires WHERE schedule = $1 AND "
+                           "status = 'succeeded' AND fire_time > $2", schedule, since)
+        return len(rows) >= count
+
+    async def warmed_up():
+        """three single-mode fires succeeded before the restart"""
+        return await succeeded_after(dt.datetime.min.replace(tzinfo=dt.UTC), "single", 3)
+
+    await harness.wait_for(warmed_up, within=60)
+    offsets = [len(p.log()) for p in processes]
+    private_postgres.stop()
+
+    async def noticed():
+        """both runtimes noticed PostgreSQL is gone"""
+        return all("failed" in p.log()[o:] for p, o in zip(processes, offsets, strict=True))
+
+    await harness.wait_for(noticed, within=30)
+    private_postgres.start()
+    restarted = await _db_now(database_url)
+
+    async def resumed():
+        """schedules run again after the restart, in both modes, on both replicas"""
+        rows = await _rows(database_url, "SELECT DISTINCT replica FROM fires WHERE "
+                           "mode = 'cluster' AND status = 'succeeded' AND fire_time > $1",
+                           restarted)
+        return (len(rows) == 2 and await succeeded_after(restarted, "single", 3))
+
+    await harness.wait_for(resumed, within=60)
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        await cluster_store.write_config(conn, NAMESPACE, CLUSTER, 2, harness.spec_with(
+            [harness.python_function("work", "sleepy")],
+            [harness.schedule("single", "work", allowOverlap=True, missedFireGraceSeconds=60,
+                              payload={"seconds": 0.3}),
+             harness.schedule("everywhere", "work", mode="cluster", allowOverlap=True,
+                              missedFireGraceSeconds=60, payload={"seconds": 0.3}),
+             harness.schedule("added-after-restart", "work", payload={"seconds": 0})],
+            leaseSeconds=20))
+    finally:
+        await conn.close()
+
+    async def new_config_runs():
+        """the config written after the restart reached the runtimes (NOTIFY) and runs"""
+        return await succeeded_after(restarted, "added-after-restart", 2)
+
+    await harness.wait_for(new_config_runs, within=30)
+    await _stop_all(processes)
+
+    fires = await _rows(database_url, "SELECT * FROM fires ORDER BY fire_time, replica")
+    runs = await _rows(database_url, "SELECT * FROM runs")
+    _assert_no_live_rows(fires, runs)
+    _assert_each_succeeded_once(fires, runs)
+    assert {f["status"] for f in fires} <= {"succeeded", "available"}
+    # No fire lost across the outage: every lane's fire times are one second apart.
+    lanes: dict[tuple[str, str], list[dt.datetime]] = {}
+    for f in fires:
+        lanes.setdefault((f["schedule"], f["replica"]), []).append(f["fire_time"])
+    assert set(lanes) >= {("single", ""), ("everywhere", "r0"), ("everywhere", "r1")}
+    for times in lanes.values():
+        _assert_contiguous(times)
+    # The fires planned across the outage ran (only the last few may be left unclaimed).
+    last = max(f["fire_time"] for f in fires)
+    assert all(f["status"] == "succeeded" for f in fires if f["fire_time"] < last - 5 * SECOND)
+
+
+# -- Redis outage ----------------------------------------------------------------------------
+
+
+async def test_redis_outage_never_stops_schedules_and_the_registry_entry_returns(
+        database_url, private_redis, spawn):
+    await harness.migrated(database_url)
+    await harness.write_spec(database_url, 1, harness.spec_with(
+        [harness.python_function("echo", "async_echo")],
+        [harness.schedule("every-second", "echo")]))
+    process = spawn("r0", database_url, redis=private_redis.url)
+    key = redis_keys.replica_key(NAMESPACE, CLUSTER, "r0")
+
+    async def registered():
+        """the replica is registered in Redis"""
+        client = aioredis.from_url(private_redis.url)
+        try:
+            return (await client.hgetall(key)).get(b"ready") == b"1"
+        finally:
+            await client.aclose()
+
+    await harness.wait_for(registered, within=30)
+    private_redis.stop()
+    outage = await _db_now(database_url)
+
+    async def ran_without_redis():
+        """three fires planned after Redis went away succeeded, and the heartbeat failed"""
+        rows = await _rows(database_url, "SELECT 1 FROM fires WHERE status = 'succeeded' "
+                           "AND fire_time > $1", outage)
+        return len(rows) >= 3 and "Redis heartbeat failed" in process.log()
+
+    await harness.wait_for(ran_without_redis, within=30)
+    private_redis.start()  # a fresh, empty Redis on the same port
+    await harness.wait_for(registered, within=30)  # the next heartbeat writes it back
+    await _stop_all([process])
+
+    fires = await _rows(database_url, "SELECT * FROM fires ORDER BY fire_time")
+    runs = await _rows(database_url, "SELECT * FROM runs")
+    _assert_no_live_rows(fires, runs)
+    _assert_each_succeeded_once(fires, runs)
+    _assert_contiguous([f["fire_time"] for f in fires])  # schedules never stopped
+    assert {f["status"] for f in fires} <= {"succeeded", "available"}
+
+
+# -- freeze and thaw -------------------------------------------------------------------------
+
+
+async def test_frozen_replica_is_taken_over_and_its_late_completion_is_rejected(
+        database_url, spawn):
+    await harness.migrated(database_url)
+    await harness.write_spec(database_url, 1, harness.spec_with(
+        [harness.python_function("slow", "sleepy")],
+        [harness.schedule("job", "slow", cron="0 0 1 1 *", missedFirePolicy="runOnce",
+                          missedFireGraceSeconds=0,
+                          payload={"seconds": 0, "slow_replica": "frozen", "slow_seconds": 1})],
+        leaseSeconds=2))
+    # The lane starts far in the past, so the runOnce policy yields exactly one fire now.
+    await _rows(database_url,
+                "INSERT INTO schedule_lanes (namespace, cluster, schedule, lane, planned_until,"
+                " definition_hash) VALUES ($1, $2, 'job', '', now() - interval '2 years', '')",
+                NAMESPACE, CLUSTER)
+    frozen = spawn("frozen", database_url)
+
+    async def running():
+        """the frozen replica started the run"""
+        rows = await _rows(database_url, "SELECT 1 FROM runs WHERE replica = 'frozen'")
+        return len(rows) == 1
+
+    await harness.wait_for(running, within=30)
+    frozen.signal(signal.SIGSTOP)
+    rescuer = spawn("rescuer", database_url)
+
+    async def taken_over():
+        """the rescuer ran the fire after the frozen replica's lease expired"""
+        rows = await _rows(database_url, "SELECT status, lease_owner, attempt FROM fires")
+        return dict(rows[0]) == {"status": "succeeded", "lease_owner": "rescuer", "attempt": 2}
+
+    await harness.wait_for(taken_over, within=30)
+    # Thawed, the frozen replica either completes (its 1 s function is overdue by now) and the
+    # fenced completion names a stale token, or its lease renewal fires first, matches nothing
+    # and cancels the run. Both are the same answer: the late run is recorded as rejected.
+    frozen.signal(signal.SIGCONT)
+
+    async def frozen_run_recorded():
+        """the thawed replica recorded its run"""
+        rows = await _rows(database_url,
+                           "SELECT status FROM runs WHERE replica = 'frozen'")
+        return rows[0]["status"] != "running"
+
+    await harness.wait_for(frozen_run_recorded, within=30)
+    await _stop_all([frozen, rescuer])
+
+    fire = (await _rows(database_url, "SELECT * FROM fires"))[0]
+    runs = await _rows(database_url, "SELECT * FROM runs ORDER BY id")
+    assert [(r["replica"], r["attempt"], r["status"]) for r in runs] == [
+        ("frozen", 1, "rejected"), ("rescuer", 2, "succeeded")]
+    stale, winner = runs
+    assert stale["lease_token"] < winner["lease_token"] == fire["lease_token"]
+    assert "lease" in stale["error"] and ("stale" in stale["error"] or "lost" in stale["error"])
+    # The fire's final state is the takeover's, untouched by the late completion.
+    assert (fire["status"], fire["lease_owner"], fire["attempt"], fire["error"]) == (
+        "succeeded", "rescuer", 2, None)
+    assert fire["finished_at"] <= winner["finished_at"]
+    assert ("late completion rejected" in frozen.log()
+            or "run cancelled: its lease was taken over" in frozen.log())
+
+
+# -- config change without restart -----------------------------------------------------------
+
+
+async def test_config_change_reaches_a_running_process_by_notify(database_url, spawn):
+    await harness.migrated(database_url)
+    function = harness.python_function("echo", "async_echo")
+    await harness.write_spec(database_url, 1, harness.spec_with(
+        [function], [harness.schedule("report", "echo")]))
+    # Polling effectively off: only the NOTIFY can deliver the change within the deadline.
+    process = spawn("r0", database_url, AGENT_CONFIG_POLL_SECONDS="600")
+
+    async def count(schedule: str) -> int:
+        rows = await _rows(database_url, "SELECT 1 FROM fires WHERE schedule = $1 AND "
+                           "status = 'succeeded'", schedule)
+        return len(rows)
+
+    async def report_runs():
+        """the every-second schedule runs"""
+        return await count("report") >= 2
+
+    await harness.wait_for(report_runs, within=30)
+    conn = await asyncpg.connect(database_url)
+    try:
+        # Same schedule, new cron (yearly), plus a witness that proves the new spec is live.
+        assert await cluster_store.write_config(conn, NAMESPACE, CLUSTER, 2, harness.spec_with(
+            [function], [harness.schedule("report", "echo", cron="0 0 1 1 *"),
+                         harness.schedule("witness", "echo")]))
+        # An older generation is refused and changes nothing.
+        assert not await cluster_store.write_config(conn, NAMESPACE, CLUSTER, 1,
+                                                    harness.spec_with([function], []))
+    finally:
+        await conn.close()
+
+    async def witness_runs():
+        """the new spec is applied: the witness schedule ran three times"""
+        return await count("witness") >= 3
+
+    await harness.wait_for(witness_runs, within=30)
+    await _stop_all([process])
+
+    fires = await _rows(database_url, "SELECT * FROM fires ORDER BY fire_time")
+    runs = await _rows(database_url, "SELECT * FROM runs")
+    report = [f["fire_time"] for f in fires if f["schedule"] == "report"]
+    witness = [f["fire_time"] for f in fires if f["schedule"] == "witness"]
+    # The old cron stopped the moment the new spec applied: no report fire after it.
+    assert max(report) < min(witness)
+    _assert_contiguous(report)
+    _assert_contiguous(witness)
+    _assert_no_live_rows(fires, runs)
+    _assert_each_succeeded_once(fires, runs)
+    assert "applied spec generation 2" in process.log()
+
+
+# -- a connection dropped while a run is being recorded --------------------------------------
+
+DROP_CONNECTION_ONCE = """
+CREATE SEQUENCE drop_on_insert;
+CREATE SEQUENCE drop_on_update;
+CREATE FUNCTION drop_connection_once() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Sequences ignore the rollback, so each statement kind is cut off exactly once.
+    IF nextval(CASE TG_OP WHEN 'INSERT' THEN 'drop_on_insert' ELSE 'drop_on_update' END) = 1
+    THEN
+        PERFORM pg_terminate_backend(pg_backend_pid());
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER drop_connection_once BEFORE INSERT OR UPDATE ON runs
+    FOR EACH ROW EXECUTE FUNCTION drop_connection_once();
+"""
+
+
+async def test_run_is_recorded_when_the_connection_drops_at_its_start_and_its_end(
+        database_url):
+    """The server kills the session in the middle of InsertRun and again of FinishRun (what a
+    PostgreSQL restart or failover does to a statement in flight): the run is still recorded
+    once, and closed; nothing is left `running`."""
+    await harness.migrated(database_url)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(DROP_CONNECTION_ONCE)
+    finally:
+        await conn.close()
+    await harness.write_spec(database_url, 1, harness.spec_with(
+        [harness.python_function("echo", "async_echo")], [harness.schedule("job", "echo")]))
+    clock = harness.FakeClock(dt.datetime(2030, 1, 1, 12, 0, 0, 500_000, tzinfo=dt.UTC))
+    replica = await harness.Replica(database_url, "r0", clock).start()
+    try:
+        await replica.tick()  # the lane starts now
+        clock.advance(1)
+        await replica.tick()
+        await replica.settle()
+    finally:
+        await replica.close()
+    dropped = await _rows(database_url, "SELECT (SELECT last_value FROM drop_on_insert) AS i,"
+                          " (SELECT last_value FROM drop_on_update) AS u")
+    assert tuple(dropped[0]) == (2, 2)  # each was cut off once and then retried
+    fires = await _rows(database_url, "SELECT * FROM fires")
+    runs = await _rows(database_url, "SELECT * FROM runs")
+    assert [(f["status"], f["attempt"]) for f in fires] == [("succeeded", 1)]
+    assert [(r["fire_id"], r["status"]) for r in runs] == [(fires[0]["id"], "succeeded")]

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from agent_api import secret_env
+
+
+def test_names_follow_the_documented_contract():
+    assert secret_env.AI_API_KEY == "AGENT_AI_API_KEY"
+    assert secret_env.channel_url("team-alerts") == "AGENT_CHANNEL_TEAM_ALERTS_URL"
+    assert secret_env.mcp_header_prefix("docs") == "AGENT_MCP_DOCS_HEADER_"
+
+
+def test_is_secret_recognises_exactly_the_contracts_variables():
+    assert secret_env.is_secret("AGENT_AI_API_KEY")
+    assert secret_env.is_secret("AGENT_CHANNEL_OPS_URL")
+    assert secret_env.is_secret("AGENT_MCP_DOCS_HEADER_Authorization")
+    assert not secret_env.is_secret("AGENT_CLUSTER")
+    assert not secret_env.is_secret("AGENT_CHANNEL_OPS")

@@ -1,0 +1,84 @@
+"""The replica pod builder: Secrets reach the runtime only through env references, and a
+change of those references changes the template hash (so the pods roll)."""
+
+from __future__ import annotations
+
+import copy
+
+from agent_api import constants, models, secret_env, tiers
+from agent_operator import pods
+from agent_operator.settings import OperatorSettings
+
+TIER = tiers.Tier(name="pro", slots=10)
+SETTINGS = OperatorSettings()
+MEMBER = models.Member(name="daring-duck", ordinal=0, pod="scraper-daring-duck")
+
+CLUSTER = {
+    "metadata": {"name": "scraper", "namespace": "team-a", "uid": "u-1", "generation": 3},
+    "spec": {
+        "ai": {"provider": "openai", "model": "gpt-4o-mini",
+               "apiKeySecretRef": {"name": "llm", "key": "api-key"}},
+        "functions": [{"name": "summarize", "prompt": {"template": "hi"}}],
+        "channels": [{"name": "team-alerts", "type": "slack",
+                      "urlSecretRef": {"name": "slack", "key": "webhook"}}],
+        "mcpServers": [{"name": "docs", "url": "https://mcp.example.test/mcp",
+                        "headersSecretRef": {"name": "docs-mcp"}},
+                       {"name": "open", "url": "https://open.example.test/mcp"}],
+    },
+}
+
+
+def _container(cluster: dict) -> dict:
+    return pods.build(cluster, MEMBER, TIER, SETTINGS)["spec"]["containers"][0]
+
+
+def _hash(cluster: dict) -> str:
+    spec = models.AgentClusterSpec.model_validate(cluster["spec"])
+    return pods.template_hash(SETTINGS.image, TIER, SETTINGS, spec)
+
+
+def test_secret_refs_become_env_from_secret_key_refs():
+    env = {e["name"]: e for e in _container(CLUSTER)["env"]}
+    assert env["AGENT_AI_API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "llm", "key": "api-key"}}
+    assert env["AGENT_CHANNEL_TEAM_ALERTS_URL"]["valueFrom"] == {
+        "secretKeyRef": {"name": "slack", "key": "webhook"}}
+    assert all("value" not in e for name, e in env.items() if secret_env.is_secret(name))
+
+
+def test_mcp_header_secret_is_env_from_with_a_per_server_prefix():
+    assert _container(CLUSTER)["envFrom"] == [
+        {"prefix": "AGENT_MCP_DOCS_HEADER_", "secretRef": {"name": "docs-mcp"}}]
+
+
+def test_a_spec_without_secrets_adds_nothing():
+    plain = {"metadata": CLUSTER["metadata"], "spec": {}}
+    container = _container(plain)
+    assert "envFrom" not in container
+    assert not [e for e in container["env"] if secret_env.is_secret(e["name"])]
+    assert pods.template_hash(SETTINGS.image, TIER, SETTINGS, models.AgentClusterSpec()) == (
+        pods.template_hash(SETTINGS.image, TIER, SETTINGS))
+
+
+def test_changing_a_secret_reference_changes_the_template_hash():
+    base = _hash(CLUSTER)
+    for path, value in ((("ai", "apiKeySecretRef", "key"), "other-key"),
+                        (("channels", 0, "urlSecretRef", "name"), "slack-2"),
+                        (("mcpServers", 0, "headersSecretRef", "name"), "docs-mcp-2")):
+        changed = copy.deepcopy(CLUSTER)
+        target = changed["spec"]
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+        assert _hash(changed) != base, path
+
+
+def test_hot_reloaded_fields_do_not_change_the_hash():
+    changed = copy.deepcopy(CLUSTER)
+    changed["spec"]["ai"]["model"] = "gpt-4o"
+    changed["spec"]["functions"][0]["prompt"]["template"] = "hello"
+    assert _hash(changed) == _hash(CLUSTER)
+
+
+def test_the_pod_annotation_carries_the_hash_with_secret_refs():
+    pod = pods.build(CLUSTER, MEMBER, TIER, SETTINGS)
+    assert pod["metadata"]["annotations"][constants.ANNOTATION_POD_TEMPLATE_HASH] == _hash(CLUSTER)
