@@ -13,10 +13,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import mcp
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
-
 from agent_runtime.ai import tools
 
 DEFAULT_REFRESH_SECONDS = 300.0
@@ -35,7 +31,12 @@ class McpServerTools:
     _cached: list[Any] | None = field(default=None, init=False, repr=False)
     _fetched_at: float = field(default=0.0, init=False, repr=False)
 
-    def _client(self) -> tuple[mcp.Client, Any]:
+    def _client(self) -> tuple[Any, Any]:
+        # Imported here: the MCP SDK is large, and most replicas never talk to an MCP server.
+        import mcp
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
         http = create_mcp_http_client(headers=dict(self.headers))
         return mcp.Client(streamable_http_client(self.url, http_client=http)), http
 

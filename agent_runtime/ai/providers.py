@@ -16,13 +16,12 @@ answers with them, e.g. `/call state_get {"key": "greeting"}`.
 
 from __future__ import annotations
 
+import importlib
 import json
 import uuid
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Literal, Protocol
-
-import anthropic
-import openai
 
 # Output tokens asked for per model call when the run's token budget allows more.
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
@@ -93,16 +92,23 @@ def build(settings: Settings) -> Provider:
     return EchoProvider()
 
 
-def _describe(provider: str, error: Exception) -> ProviderError:
-    """The SDK's exception as a ProviderError with the provider's own words."""
+def _sdk(name: str) -> ModuleType:
+    """The provider's SDK, imported on first use: a replica loads only the one it talks to
+    (an echo or schedule-only replica loads neither, which keeps its memory small)."""
+    return importlib.import_module(name)
+
+
+def _describe(provider: str, sdk: ModuleType, error: Exception) -> ProviderError:
+    """The SDK's exception as a ProviderError with the provider's own words (both SDKs
+    name their exception classes alike)."""
     status = getattr(error, "status_code", None)
-    if isinstance(error, openai.APITimeoutError | anthropic.APITimeoutError):
+    if isinstance(error, sdk.APITimeoutError):
         return ProviderError("timeout", f"{provider}: request timed out (after retries): {error}")
-    if isinstance(error, openai.APIConnectionError | anthropic.APIConnectionError):
+    if isinstance(error, sdk.APIConnectionError):
         return ProviderError("connection", f"{provider}: cannot connect: {error}")
-    if isinstance(error, openai.AuthenticationError | anthropic.AuthenticationError):
+    if isinstance(error, sdk.AuthenticationError):
         kind = "auth"
-    elif isinstance(error, openai.RateLimitError | anthropic.RateLimitError):
+    elif isinstance(error, sdk.RateLimitError):
         kind = "rate_limit"
     elif status is not None and status >= 500:
         kind = "server"
@@ -149,7 +155,8 @@ class OpenAIProvider:
     def __init__(self, settings: Settings) -> None:
         self._model = settings.model
         # Local servers (Ollama, llama.cpp) need no key, but the SDK insists on one.
-        self._client = openai.AsyncOpenAI(
+        self._sdk = _sdk("openai")
+        self._client = self._sdk.AsyncOpenAI(
             api_key=settings.api_key or "no-key", base_url=settings.base_url or None,
             timeout=settings.timeout_seconds, max_retries=settings.max_retries,
         )
@@ -177,8 +184,8 @@ class OpenAIProvider:
                 for t in tools]
         try:
             response = await self._client.chat.completions.create(**request)
-        except openai.APIError as error:
-            raise _describe(self.name, error) from error
+        except self._sdk.APIError as error:
+            raise _describe(self.name, self._sdk, error) from error
         if not response.choices:
             raise ProviderError("bad_response", f"{self.name}: the response has no choices")
         answer = response.choices[0].message
@@ -200,7 +207,8 @@ class AnthropicProvider:
 
     def __init__(self, settings: Settings) -> None:
         self._model = settings.model
-        self._client = anthropic.AsyncAnthropic(
+        self._sdk = _sdk("anthropic")
+        self._client = self._sdk.AsyncAnthropic(
             api_key=settings.api_key, base_url=settings.base_url or None,
             timeout=settings.timeout_seconds, max_retries=settings.max_retries,
         )
@@ -233,8 +241,8 @@ class AnthropicProvider:
                                  "input_schema": t.parameters} for t in tools]
         try:
             response = await self._client.messages.create(**request)
-        except anthropic.APIError as error:
-            raise _describe(self.name, error) from error
+        except self._sdk.APIError as error:
+            raise _describe(self.name, self._sdk, error) from error
         text = "".join(block.text for block in response.content if block.type == "text")
         calls = tuple(ToolCall(block.id, block.name, _arguments(self.name, block.name, block.input))
                       for block in response.content if block.type == "tool_use")
