@@ -32,6 +32,9 @@ from agent_runtime.ai import redaction
 
 log = logging.getLogger(__name__)
 
+# Every runtime transaction is a handful of statements; none is idle for seconds.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
+
 
 async def _connect_pool(url: str, stop: asyncio.Event) -> asyncpg.Pool | None:
     """Wait for PostgreSQL (it may start after us) and apply pending migrations."""
@@ -43,7 +46,12 @@ async def _connect_pool(url: str, stop: asyncio.Event) -> asyncpg.Pool | None:
                 await migrate.apply(conn)
             finally:
                 await conn.close()
-            return await asyncpg.create_pool(url, min_size=1, max_size=8)
+            # A replica frozen (SIGSTOP, a paused VM) inside a short planning or claim
+            # transaction would hold its row locks and stall that schedule for everyone;
+            # the server ends such a transaction, and the lease rules take it from there.
+            return await asyncpg.create_pool(url, min_size=1, max_size=8, server_settings={
+                "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_TIMEOUT_MS),
+            })
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.warning("PostgreSQL not reachable yet, retrying: %s", error)
             with contextlib.suppress(TimeoutError):

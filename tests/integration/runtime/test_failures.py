@@ -7,6 +7,7 @@ no assertion depends on how long something took.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import random
@@ -23,6 +24,7 @@ import redis.asyncio as aioredis
 
 from agent_api import redis_keys
 from agent_api.db import cluster_store
+from agent_runtime import main as runtime_main
 from devcluster import ports, services
 from tests.integration.runtime import harness
 from tests.integration.runtime.harness import CLUSTER, NAMESPACE, RuntimeProcess
@@ -403,3 +405,13 @@ async def test_run_is_recorded_when_the_connection_drops_at_its_start_and_its_en
     runs = await _rows(database_url, "SELECT * FROM runs")
     assert [(f["status"], f["attempt"]) for f in fires] == [("succeeded", 1)]
     assert [(r["fire_id"], r["status"]) for r in runs] == [(fires[0]["id"], "succeeded")]
+
+
+async def test_runtime_pool_ends_transactions_left_idle_by_a_frozen_replica(database_url):
+    """A frozen replica must not hold a lane's row lock for longer than a few seconds."""
+    pool = await runtime_main._connect_pool(database_url, asyncio.Event())
+    try:
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW idle_in_transaction_session_timeout") == "5s"
+    finally:
+        await pool.close()
