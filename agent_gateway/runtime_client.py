@@ -52,6 +52,9 @@ class RuntimeClient:
         return answer
 
     async def run(self, replica: str, address: str, function: str, payload: dict[str, Any],
-                  trigger: str, idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
+                  trigger: str, idempotency_key: str | None, *, wait: bool) -> tuple[int, dict[str, Any]]:
+        """Start a run on the replica; with `wait` the answer carries its result, else (202)
+        only its id."""
         return await self.post(replica, f"{address}/run/{function}",
-                               {"trigger": trigger, "payload": payload, "idempotency_key": idempotency_key})
+                               {"trigger": trigger, "payload": payload, "idempotency_key": idempotency_key,
+                                "wait": wait})

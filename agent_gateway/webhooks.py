@@ -2,12 +2,8 @@
 
 Order of checks: body size (413), the agent and a webhook with that path (404), the signature
 with the webhook's Secret (401), a ready replica (503), then the runtime's `POST /run/{function}`
-on the chosen replica. The answer is the run id (202), or the run's result when the webhook is
-`synchronous` (200, or 502 if the run failed).
-
-The runtime's `/run` answers only when the run is finished, so an asynchronous delivery still
-waits for the run before answering 202 with its id (a runtime `/run` that answers at once is
-the missing piece; see docs/architecture.md, The gateway).
+on the chosen replica. The answer is the run id (202) as soon as the run has started, or the
+run's result when the webhook is `synchronous` (200, or 502 if the run failed).
 """
 
 from __future__ import annotations
@@ -79,10 +75,11 @@ def handler(d: deps.Deps):
             async with d.registry.dispatching(namespace, agent, target.name):
                 status, answer = await d.runtime.run(target.name, target.address, hook_spec["function"],
                                                      payload_of(body), "webhook",
-                                                     request.headers.get(DELIVERY_HEADER))
+                                                     request.headers.get(DELIVERY_HEADER),
+                                                     wait=bool(hook_spec.get("synchronous")))
         except errors.GatewayError as exc:
             return _error(502, str(exc))
-        if status not in (200, 502):
+        if status not in (200, 202, 502):
             return _error(502, f'replica "{target.name}" answered HTTP {status}: {answer.get("error") or answer}')
         result = {"run_id": answer.get("run_id"), "replica": answer.get("replica", target.name),
                   "status": answer.get("status")}

@@ -105,7 +105,8 @@ async def run(identity: config.Identity | None = None,
     log.info("shutting down: draining in-flight runs",
              extra={"in_flight": schedule_loop.busy(),
                     "grace_seconds": identity.shutdown_grace_seconds})
-    await schedule_loop.drain(identity.shutdown_grace_seconds)
+    await asyncio.gather(schedule_loop.drain(identity.shutdown_grace_seconds),
+                         run_functions.drain_manual(identity.shutdown_grace_seconds))
     await asyncio.gather(*background, return_exceptions=True)
     await replica_registry.deregister()
     await web_runner.cleanup()

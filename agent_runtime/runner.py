@@ -51,6 +51,7 @@ class Runner:
         self._metrics = counters
         self._session: aiohttp.ClientSession | None = None
         self.manual_in_flight = 0
+        self._detached: set[asyncio.Task[Outcome]] = set()  # webhook and manual runs
         self.ai = engine.Engine(pool, engine.Identity(identity.namespace, identity.cluster,
                                                       identity.replica), self._http_session)
 
@@ -118,7 +119,14 @@ class Runner:
 
     async def run_now(self, function_name: str, trigger: str, payload: dict[str, Any],
                       idempotency_key: str | None) -> tuple[int, Outcome]:
-        """A run not tied to a fire (webhook, manual): recorded in the history, no lease."""
+        """A run not tied to a fire (webhook, manual), answered when it has finished."""
+        run_id, task = await self.start_now(function_name, trigger, payload, idempotency_key)
+        # Shielded: a caller that hangs up does not cut the run short; it finishes and is recorded.
+        return run_id, await asyncio.shield(task)
+
+    async def start_now(self, function_name: str, trigger: str, payload: dict[str, Any],
+                        idempotency_key: str | None) -> tuple[int, asyncio.Task[Outcome]]:
+        """Record a run not tied to a fire and start it; the task finishes and records it."""
         current = self._watcher.current
         if current is None or function_name not in current.functions:
             raise UnknownFunction(function_name)
@@ -128,16 +136,42 @@ class Runner:
             run_id = await self.start_run(function=function_name, trigger=trigger, schedule=None,
                                           fire_time=None, attempt=1, fire_id=None,
                                           lease_token=None)
+        except BaseException:
+            self.manual_in_flight -= 1
+            self._metrics.in_flight -= 1
+            raise
+        task = asyncio.create_task(self._complete_now(
+            run_id, function_name, trigger, payload, idempotency_key or f"{trigger}:{uuid.uuid4()}"))
+        self._detached.add(task)
+        task.add_done_callback(self._detached.discard)
+        return run_id, task
+
+    async def _complete_now(self, run_id: int, function_name: str, trigger: str, payload: dict[str, Any],
+                            idempotency_key: str) -> Outcome:
+        try:
             outcome = await self.execute(
                 function_name, trigger=trigger, schedule=None, fire_time=None, attempt=1,
-                idempotency_key=idempotency_key or f"{trigger}:{uuid.uuid4()}", payload=payload,
-                run_id=run_id,
+                idempotency_key=idempotency_key, payload=payload, run_id=run_id,
             )
             await self.finish_run(run_id, trigger, outcome.status, outcome.error, outcome.output)
-            return run_id, outcome
+            return outcome
+        except asyncio.CancelledError:
+            await asyncio.shield(self.finish_run(
+                run_id, trigger, "failed", "interrupted: the replica shut down before the run finished", None))
+            raise
         finally:
             self.manual_in_flight -= 1
             self._metrics.in_flight -= 1
+
+    async def drain_manual(self, grace_seconds: float) -> None:
+        """On shutdown: let webhook and manual runs finish within the grace period, then
+        interrupt the rest (each is recorded as failed, never left 'running')."""
+        if not self._detached:
+            return
+        _, pending = await asyncio.wait(set(self._detached), timeout=grace_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def chat(self, message: str, conversation_id: str) -> tuple[int, loop.LoopResult]:
         """One chat turn, recorded in the run history (trigger `chat`)."""

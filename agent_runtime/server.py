@@ -42,7 +42,15 @@ def build_app(identity: config.Identity, counters: metrics.Metrics, run: runner.
         trigger = body.get("trigger", "manual")
         if trigger not in TRIGGERS:
             return _error(400, f"trigger must be one of {sorted(TRIGGERS)}")
+        wait = body.get("wait", True)
+        if not isinstance(wait, bool):
+            return _error(400, "wait must be true (answer with the result) or false (answer with the run id)")
         try:
+            if not wait:
+                run_id, _ = await run.start_now(function, trigger, body.get("payload") or {},
+                                                body.get("idempotency_key"))
+                return web.json_response({"run_id": run_id, "status": "running", "replica": identity.replica},
+                                         status=202)
             run_id, outcome = await run.run_now(function, trigger, body.get("payload") or {},
                                                 body.get("idempotency_key"))
         except runner.UnknownFunction:

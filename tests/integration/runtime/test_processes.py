@@ -215,3 +215,58 @@ async def test_every_log_line_names_namespace_cluster_and_replica(database_url, 
     assert lines
     assert all((line["namespace"], line["cluster"], line["replica"]) ==
                (NAMESPACE, CLUSTER, "swift-falcon") for line in lines)
+
+
+def serving(process: RuntimeProcess):
+    async def ready() -> bool:
+        """the runtime answers /readyz"""
+        try:
+            async with httpx.AsyncClient() as http:
+                return (await http.get(f"{process.url}/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return ready
+
+
+async def test_run_without_waiting_answers_with_its_id_at_once_and_still_records_it(spawn, database_url):
+    await harness.migrated(database_url)
+    await harness.write_spec(database_url, 1, harness.spec_with(
+        [harness.python_function("sleepy", "sleepy")], []))
+    process = spawn("daring-duck")
+    try:
+        await harness.wait_for(serving(process), within=30)
+        async with httpx.AsyncClient(base_url=process.url) as http:
+            started = await http.post("/run/sleepy", json={"payload": {"seconds": 1}, "wait": False})
+            refused = await http.post("/run/sleepy", json={"wait": "no"})
+        run_id = started.json()["run_id"]
+
+        async def finished():
+            rows = await harness.fetch(database_url, "SELECT status FROM runs WHERE id = $1", run_id)
+            return rows and rows[0]["status"] == "succeeded"
+
+        await harness.wait_for(finished, within=30)
+    finally:
+        process.signal(signal.SIGTERM)
+        await process.wait()
+    assert started.status_code == 202
+    assert started.json()["status"] == "running" and started.json()["replica"] == "daring-duck"
+    assert refused.status_code == 400 and "wait must be" in refused.json()["error"]
+
+
+async def test_sigterm_records_an_unfinished_webhook_run_as_interrupted(spawn, database_url):
+    await harness.migrated(database_url)
+    await harness.write_spec(database_url, 1, harness.spec_with(
+        [harness.python_function("sleepy", "sleepy")], []))
+    process = spawn("daring-duck", grace=1.0)
+    await harness.wait_for(serving(process), within=30)
+    async with httpx.AsyncClient(base_url=process.url) as http:
+        started = await http.post("/run/sleepy", json={"payload": {"seconds": 60}, "wait": False})
+
+    process.signal(signal.SIGTERM)
+    assert await process.wait() == 0
+
+    rows = await harness.fetch(database_url, "SELECT status, error FROM runs WHERE id = $1",
+                               started.json()["run_id"])
+    assert rows[0]["status"] == "failed"
+    assert rows[0]["error"].startswith("interrupted: the replica shut down")
