@@ -49,11 +49,12 @@ async def finish(ctx: Context, obj: dict[str, Any]) -> None:
     await ctx.kube.patch_cluster_finalizers(meta["namespace"], meta["name"], finalizers, meta["resourceVersion"])
 
 
-async def archive_all(ctx: Context, obj: dict[str, Any]) -> None:
-    """After a Retain deletion: every member's state is kept, read-only, as archived."""
-    meta = obj["metadata"]
-    if (obj.get("spec") or {}).get("statePolicy", {}).get("whenDeleted") == "Delete":
-        return
-    for member in (obj.get("status") or {}).get("members") or []:
-        await cluster_store.archive_member(ctx.db, meta["namespace"], meta["name"], member["name"])
-    log.info("archived the members of deleted cluster %s/%s", meta["namespace"], meta["name"])
+async def archive_gone(ctx: Context, namespace: str, name: str) -> None:
+    """The AgentCluster no longer exists: its members' state is kept, read-only, as archived.
+
+    Level-based: runs whenever a key is reconciled and the object is gone (its DELETED event,
+    or the resync finding live members of a cluster deleted while the operator was down).
+    With statePolicy Delete the finalizer removed the rows already, so nothing is left here."""
+    archived = await cluster_store.archive_cluster(ctx.db, namespace, name)
+    if archived:
+        log.info("archived %s of deleted cluster %s/%s", ", ".join(archived), namespace, name)

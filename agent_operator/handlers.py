@@ -17,8 +17,8 @@ import asyncpg
 import kopf
 
 from agent_api import constants, tiers
-from agent_api.db import migrate
-from agent_operator import admission, deletion, kube, reconcile
+from agent_api.db import cluster_store, migrate
+from agent_operator import admission, kube, reconcile
 from agent_operator.context import Context
 from agent_operator.settings import OperatorSettings
 from agent_operator.webhook_tls import self_signed
@@ -89,13 +89,8 @@ class Operator:
             await self.ctx.db.close()
 
     # --- events ------------------------------------------------------------------------
-    async def cluster_event(self, type: str | None, name: str, namespace: str, body: kopf.Body,
-                            **_: Any) -> None:
-        if type == "DELETED":
-            assert self.ctx is not None
-            await deletion.archive_all(self.ctx, dict(body))
-            return
-        self._enqueue(namespace, name)
+    def cluster_event(self, name: str, namespace: str, **_: Any) -> None:
+        self._enqueue(namespace, name)  # on DELETED too: the reconcile archives what is gone
 
     def pod_event(self, labels: kopf.Labels, namespace: str, **_: Any) -> None:
         self._enqueue(namespace, labels[constants.LABEL_CLUSTER])
@@ -114,9 +109,18 @@ class Operator:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
             try:
+                # Members recorded in PostgreSQL are read first: a cluster created after this
+                # read is simply not looked at as "gone" in this round.
+                recorded = await cluster_store.clusters_with_live_members(self.ctx.db)
+                listed = set()
                 for namespace in self.namespaces or [None]:
                     for obj in await self.ctx.kube.list_all_clusters(namespace):
-                        self.queue.add((obj["metadata"]["namespace"], obj["metadata"]["name"]))
+                        listed.add((obj["metadata"]["namespace"], obj["metadata"]["name"]))
+                watched = {key for key in recorded if not self.namespaces or key[0] in self.namespaces}
+                # Listed clusters, and recorded ones whose AgentCluster is gone (deleted while
+                # the operator was down): the reconcile re-reads each and archives what is gone.
+                for key in listed | watched:
+                    self.queue.add(key)
             except Exception:
                 log.exception("resync listing failed; next attempt in %ss", self.settings.resync_seconds)
 

@@ -38,6 +38,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     """Converge one AgentCluster; returns seconds until it wants another look (None: resync)."""
     obj = await ctx.kube.get_cluster(namespace, name)
     if obj is None:
+        await deletion.archive_gone(ctx, namespace, name)
         return None
     if obj["metadata"].get("deletionTimestamp"):
         await deletion.finish(ctx, obj)
@@ -93,7 +94,7 @@ async def _plan_membership(
         target, seen.quota_message = quota.target(
             tier, quota.claimed_by(others), spec.replicas, alive, namespace
         )
-        taken = membership.names_in_use([*others, obj]) | await cluster_store.names_in_namespace(ctx.db, namespace)
+        taken = membership.names_in_use([*others, obj]) | await cluster_store.names_taken(ctx.db, namespace, name)
         added = membership.scale_up(name, current, target, taken)
         victims = membership.scale_down(current.members, target)
         if not added and not victims:

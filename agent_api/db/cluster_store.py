@@ -36,9 +36,25 @@ async def register_member(
     await conn.execute(queries.SQL["RegisterMember"], namespace, cluster, replica, ordinal)
 
 
-async def names_in_namespace(conn: Executor, namespace: str) -> set[str]:
-    """Every replica name ever registered in the namespace, live or archived."""
-    return {row["replica"] for row in await conn.fetch(queries.SQL["NamespaceReplicaNames"], namespace)}
+async def names_taken(conn: Executor, namespace: str, cluster: str) -> set[str]:
+    """Names `cluster` may not take: every name of every other cluster in the namespace, and
+    its own archived ones. Its own unarchived names are left out on purpose: those not yet in
+    its status are an allocation whose status write did not land, and allocating again (a pure
+    function of the taken names) yields exactly them."""
+    rows = await conn.fetch(queries.SQL["NamespaceReplicaNames"], namespace)
+    return {row["replica"] for row in rows if row["cluster"] != cluster or row["archived"]}
+
+
+async def clusters_with_live_members(conn: Executor) -> set[tuple[str, str]]:
+    return {(row["namespace"], row["cluster"]) for row in await conn.fetch(queries.SQL["ClustersWithLiveMembers"])}
+
+
+async def archive_cluster(conn: Executor, namespace: str, cluster: str) -> list[str]:
+    """Archive every member still live (the AgentCluster is gone); returns their names."""
+    names = [row["replica"] for row in await conn.fetch(queries.SQL["LiveMemberNames"], namespace, cluster)]
+    for name in names:
+        await archive_member(conn, namespace, cluster, name)
+    return names
 
 
 async def archive_member(conn: Executor, namespace: str, cluster: str, replica: str) -> None:

@@ -57,4 +57,14 @@ DELETE FROM cluster_configs WHERE namespace = $1 AND cluster = $2;
 -- Every replica name registered in the namespace, archived ones included. A cluster deleted
 -- with statePolicy Retain leaves its members only here, and names are never reused, so the
 -- operator adds these to the names it sees in AgentCluster statuses. (Primary-key prefix scan.)
-SELECT replica FROM cluster_members WHERE namespace = $1;
+SELECT cluster, replica, archived_at IS NOT NULL AS archived
+FROM cluster_members WHERE namespace = $1;
+
+-- name: ClustersWithLiveMembers
+-- Clusters that still have unarchived members: the operator archives those whose
+-- AgentCluster no longer exists (deleted while the operator was down).
+SELECT DISTINCT namespace, cluster FROM cluster_members WHERE archived_at IS NULL;
+
+-- name: LiveMemberNames
+SELECT replica FROM cluster_members
+WHERE namespace = $1 AND cluster = $2 AND archived_at IS NULL;

@@ -57,3 +57,22 @@ def test_delete_policy_removes_the_stored_state_before_the_object_goes(agc, k8s_
     assert member_rows(operator.database_url, namespace, "wipes") == []
     assert config_rows(operator.database_url, namespace, "wipes") == []
     eventually(lambda: not ac.pods_of(core, namespace, "wipes"), timeout=60, what="the pods to be collected")
+
+
+def test_members_of_a_cluster_deleted_while_the_operator_was_down_are_archived_when_it_is_back(
+        agc, k8s_api: ApiClient, namespace: str, operator):
+    core = client.CoreV1Api(k8s_api)
+    ac.create(agc, namespace, manifest("orphan", 1))
+    members = ac.ready_members(agc, namespace, "orphan", 1)
+    operator.kill()
+    try:
+        ac.delete(agc, namespace, "orphan")
+        eventually(lambda: not ac.exists(agc, namespace, "orphan"), timeout=30, what="orphan to be gone")
+        eventually(lambda: not ac.pods_of(core, namespace, "orphan"), timeout=60, what="the pod to be collected")
+        assert not any(row["archived_at"] for row in member_rows(operator.database_url, namespace, "orphan"))
+    finally:
+        operator.restart()
+
+    rows = eventually(lambda: (r := member_rows(operator.database_url, namespace, "orphan"))
+                      and all(row["archived_at"] for row in r) and r, what="the member archived")
+    assert [r["replica"] for r in rows] == [m["name"] for m in members]

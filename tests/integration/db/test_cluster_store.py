@@ -87,14 +87,32 @@ async def test_delete_cluster_data_removes_only_that_cluster(database_url):
     assert left == {t: ["other"] for t in left}
 
 
-async def test_names_in_namespace_include_archived_members_of_every_cluster(database_url):
+async def test_names_taken_are_other_clusters_names_and_own_archived_ones(database_url):
     conn = await _connect(database_url)
     try:
         await cluster_store.register_member(conn, "ns", "a", "daring-duck", 0)
+        await cluster_store.register_member(conn, "ns", "a", "old-owl", 1)
+        await cluster_store.archive_member(conn, "ns", "a", "old-owl")
         await cluster_store.register_member(conn, "ns", "b", "swift-falcon", 0)
-        await cluster_store.archive_member(conn, "ns", "b", "swift-falcon")
-        await cluster_store.register_member(conn, "other", "a", "calm-otter", 0)
+        await cluster_store.register_member(conn, "other", "c", "calm-otter", 0)
 
-        assert await cluster_store.names_in_namespace(conn, "ns") == {"daring-duck", "swift-falcon"}
+        # Cluster a's own live name is an allocation it may make again; its archived one is not.
+        assert await cluster_store.names_taken(conn, "ns", "a") == {"old-owl", "swift-falcon"}
+        assert await cluster_store.names_taken(conn, "ns", "b") == {"daring-duck", "old-owl"}
+    finally:
+        await conn.close()
+
+
+async def test_archive_cluster_archives_every_live_member_once(database_url):
+    conn = await _connect(database_url)
+    try:
+        await cluster_store.register_member(conn, "ns", "gone", "daring-duck", 0)
+        await cluster_store.register_member(conn, "ns", "gone", "swift-falcon", 1)
+        await cluster_store.register_member(conn, "ns", "stays", "calm-otter", 0)
+        assert await cluster_store.clusters_with_live_members(conn) == {("ns", "gone"), ("ns", "stays")}
+
+        assert sorted(await cluster_store.archive_cluster(conn, "ns", "gone")) == ["daring-duck", "swift-falcon"]
+        assert await cluster_store.archive_cluster(conn, "ns", "gone") == []
+        assert await cluster_store.clusters_with_live_members(conn) == {("ns", "stays")}
     finally:
         await conn.close()
