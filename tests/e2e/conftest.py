@@ -7,16 +7,20 @@ The binaries are never optional: `binaries.ensure()` builds them when the cache 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import asyncpg
 import pytest
 from kubernetes import client, config
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
+from devcluster import operator_process, services
 from devcluster.cluster import DevCluster
-from tests.e2e.helpers import eventually
+from devcluster.processes import Process
+from tests.e2e.helpers import RunningOperator, eventually
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +55,55 @@ def namespace(k8s_api: ApiClient) -> Iterator[str]:
     except ApiException as exc:
         if exc.status != 404:
             raise
+
+
+@pytest.fixture(scope="session")
+def operator(devcluster: DevCluster, postgres_server: services.Postgres, redis_server: services.Redis,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningOperator]:
+    async def create_database() -> None:
+        conn = await asyncpg.connect(postgres_server.url)
+        try:
+            await conn.execute("DROP DATABASE IF EXISTS agentclusters_e2e WITH (FORCE)")
+            await conn.execute("CREATE DATABASE agentclusters_e2e")
+        finally:
+            await conn.close()
+
+    asyncio.run(create_database())
+    database_url = postgres_server.url_for("agentclusters_e2e")
+    state_dir = tmp_path_factory.mktemp("operator")
+
+    def start() -> Process:
+        return operator_process.start(
+            state_dir, devcluster.bin_dir / "kubectl", devcluster.kubeconfig, database_url,
+            redis_server.url, grace_seconds=5,
+        )
+
+    running = RunningOperator(start(), database_url, state_dir, start)
+    try:
+        yield running
+    finally:
+        running.process.stop()
+
+
+@pytest.fixture
+def make_namespace(k8s_api: ApiClient) -> Iterator[Callable[..., str]]:
+    """Creates further fresh namespaces, optionally labelled (e.g. with a tier); all are
+    deleted after the test."""
+    core = client.CoreV1Api(k8s_api)
+    created: list[str] = []
+
+    def make(labels: dict[str, str] | None = None) -> str:
+        name = f"t-{uuid.uuid4().hex[:10]}"
+        core.create_namespace(body={"metadata": {"name": name, "labels": labels or {}}})
+        created.append(name)
+        eventually(lambda: core.read_namespaced_service_account("default", name), timeout=30,
+                   what=f"the default ServiceAccount of {name}")
+        return name
+
+    yield make
+    for name in created:
+        try:
+            core.delete_namespace(name, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise

@@ -1,11 +1,17 @@
-"""Polling helpers for e2e tests: assert outcomes with a deadline, never timings."""
+"""Helpers for e2e tests: polling with a deadline (never timings), process checks, and the
+handle on the session's operator process."""
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
+
+from devcluster.processes import Process
 
 T = TypeVar("T")
 
@@ -49,3 +55,24 @@ def container_pid(pod, container: str | None = None) -> int | None:
                 and status.container_id:
             return int(status.container_id.removeprefix("process://"))
     return None
+
+
+@dataclass
+class RunningOperator:
+    process: Process
+    database_url: str
+    state_dir: Path
+    start: Callable[[], Process]
+
+    def log(self) -> str:
+        return self.process.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the operator: no cleanup handlers run, whatever it was doing stops there."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.popen.wait(timeout=10)
+        eventually(lambda: not pid_alive(self.process.pid), timeout=10, what="the operator to die")
+
+    def restart(self) -> None:
+        """Start a new operator process (same settings and database) after `kill()`."""
+        self.process = self.start()

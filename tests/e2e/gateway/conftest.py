@@ -9,11 +9,11 @@ import pytest
 
 from devcluster import gateway_process, services
 from devcluster.cluster import DevCluster
-from tests.e2e.operator.conftest import RunningOperator, make_namespace, operator  # noqa: F401 (fixtures)
+from tests.e2e.helpers import RunningOperator
 
 
 @pytest.fixture(scope="session")
-def gateway(devcluster: DevCluster, operator: RunningOperator,  # noqa: F811
+def gateway(devcluster: DevCluster, operator: RunningOperator,
             redis_server: services.Redis) -> Iterator[gateway_process.RunningGateway]:
     running = gateway_process.start(operator.state_dir, devcluster.kubeconfig, operator.database_url,
                                     redis_server.url, rate_limit_per_minute=100_000)

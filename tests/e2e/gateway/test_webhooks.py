@@ -3,10 +3,12 @@ unknown hooks 404, oversized bodies 413, synchronous delivery answers with the r
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import collections
 import json
 
+import asyncpg
 import httpx2
 import pytest
 from kubernetes import client
@@ -18,7 +20,23 @@ pytestmark = pytest.mark.e2e
 SECRET = b"hook-secret"
 
 
-async def test_webhooks(gateway, namespace, token_for, k8s_api):
+async def succeeded(database_url: str, run_ids: list[int], within: float = 60) -> None:
+    """Every run in `run_ids` ends up succeeded (asynchronous webhook runs finish after the 202)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            done = await conn.fetchval("SELECT count(*) FROM runs WHERE id = ANY($1::bigint[]) "
+                                       "AND status = 'succeeded'", run_ids)
+            if done == len(run_ids):
+                return
+            assert asyncio.get_running_loop().time() < deadline, f"{done}/{len(run_ids)} runs succeeded"
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
+async def test_webhooks(gateway, namespace, token_for, k8s_api, operator):
     client.CoreV1Api(k8s_api).create_namespaced_secret(namespace, {
         "metadata": {"name": "hooks"}, "data": {"secret": base64.b64encode(SECRET).decode()}})
     agent = "hooked"
@@ -43,13 +61,17 @@ async def test_webhooks(gateway, namespace, token_for, k8s_api):
             return await http.post(f"{base}{path}", content=body, headers=headers)
 
         counts: collections.Counter[str] = collections.Counter()
+        run_ids = []
         for n in range(30):
             answer = await deliver("/github", json.dumps({"n": n}).encode())
+            # Asynchronous delivery: answered as soon as the run has started.
             assert answer.status_code == 202, answer.text
-            assert answer.json()["run_id"] and answer.json()["status"] == "succeeded"
+            assert answer.json()["status"] == "running"
+            run_ids.append(answer.json()["run_id"])
             counts[answer.json()["replica"]] += 1
         assert set(counts) == set(members), counts  # every replica took some
         assert max(counts.values()) - min(counts.values()) <= 4, counts
+        await succeeded(operator.database_url, run_ids)
 
         sync = await deliver("/sync", b'{"hello": "world"}')
         assert sync.status_code == 200 and sync.json()["output"]["result"]["echo"] == {"hello": "world"}
