@@ -68,10 +68,19 @@ RETURNING f.id;
 -- name: CompleteFire
 -- Fenced like RenewLeases: a late completion from a replica whose lease was taken over names
 -- a stale token and updates nothing; the caller records that run as 'rejected'.
-UPDATE fires
-SET status = $3, error = $4, finished_at = coalesce($5::timestamptz, now())
-WHERE id = $1 AND lease_token = $2 AND status = 'running'
-RETURNING id;
+-- Idempotent for its own token: a retry after a commit whose reply was lost finds the row
+-- already finished with this outcome under this token, and reports success. Tokens are never
+-- handed out twice, so no other claim's outcome can match. (Both branches read the statement's
+-- snapshot: when the UPDATE matched, the second branch still sees 'running' and adds nothing.)
+WITH done AS (
+    UPDATE fires
+    SET status = $3, error = $4, finished_at = coalesce($5::timestamptz, now())
+    WHERE id = $1 AND lease_token = $2 AND status = 'running'
+    RETURNING id
+)
+SELECT id FROM done
+UNION ALL
+SELECT id FROM fires WHERE id = $1 AND lease_token = $2 AND status = $3;
 
 -- name: ReleaseFire
 -- Fenced: hand an unfinished fire back at once (shutdown) so another replica can claim it

@@ -119,7 +119,7 @@ async def test_expired_lease_is_taken_over_and_the_stale_completion_is_rejected(
     assert "stale" in runs[0]["error"]
 
 
-async def test_stale_token_renewal_and_completion_are_rejected(database_url):
+async def test_stale_token_renewal_and_completion_are_rejected_and_own_retry_is_not(database_url):
     clock = FakeClock(START)
     spec = harness.spec_with([harness.python_function("echo", "async_echo")],
                              [harness.schedule("job", "echo")])
@@ -138,11 +138,19 @@ async def test_stale_token_renewal_and_completion_are_rejected(database_url):
             stale_renewed = await fires.renew(conn, [(old.id, old.lease_token)], 2, clock())
             stale_completed = await fires.complete(conn, old, "succeeded", None, clock())
             live_completed = await fires.complete(conn, new, "succeeded", None, clock())
+            # A retry after a lost reply: the same token, the same outcome, already committed.
+            retried = await fires.complete(conn, new, "succeeded", None, clock())
+            stale_after_finish = await fires.complete(conn, old, "succeeded", None, clock())
+            other_outcome = await fires.complete(conn, new, "failed", "boom", clock())
+            status = await conn.fetchval("SELECT status FROM fires WHERE id = $1", new.id)
     finally:
         await _close([replica])
     assert new.id == old.id and new.lease_token != old.lease_token
     assert stale_renewed == set()
     assert (stale_completed, live_completed) == (False, True)
+    assert retried is True
+    assert (stale_after_finish, other_outcome) == (False, False)
+    assert status == "succeeded"
 
 
 async def test_busy_replica_leaves_the_next_fire_to_a_free_one(database_url):
