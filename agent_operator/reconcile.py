@@ -94,8 +94,10 @@ async def _plan_membership(
         target, seen.quota_message = quota.target(
             tier, quota.claimed_by(others), spec.replicas, alive, namespace
         )
-        taken = membership.names_in_use([*others, obj]) | await cluster_store.names_taken(ctx.db, namespace, name)
-        added = membership.scale_up(name, current, target, taken)
+        added = []
+        if target > alive:  # names are only looked up when some are needed
+            taken = membership.names_in_use([*others, obj]) | await cluster_store.names_taken(ctx.db, namespace, name)
+            added = membership.scale_up(name, current, target, taken)
         victims = membership.scale_down(current.members, target)
         if not added and not victims:
             if seen.quota_message:

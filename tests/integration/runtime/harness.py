@@ -123,6 +123,22 @@ async def fetch(database_url: str, query: str, *args) -> list[asyncpg.Record]:
         await conn.close()
 
 
+async def one_fire_due_now(database_url: str, slow_replica: str, slow_seconds: float,
+                           lease_seconds: float) -> None:
+    """A single-mode schedule `job` with exactly one fire due now: its lane starts two years
+    back and `runOnce` keeps only the latest missed fire. The function sleeps `slow_seconds`
+    on `slow_replica` and returns at once elsewhere."""
+    await migrated(database_url)
+    await write_spec(database_url, 1, spec_with(
+        [python_function("slow", "sleepy")],
+        [schedule("job", "slow", cron="0 0 1 1 *", missedFirePolicy="runOnce", missedFireGraceSeconds=0,
+                  payload={"seconds": 0, "slow_replica": slow_replica, "slow_seconds": slow_seconds})],
+        leaseSeconds=lease_seconds))
+    await fetch(database_url,
+                "INSERT INTO schedule_lanes (namespace, cluster, schedule, lane, planned_until, definition_hash)"
+                " VALUES ($1, $2, 'job', '', now() - interval '2 years', '')", NAMESPACE, CLUSTER)
+
+
 async def wait_for(predicate, within: float = 30.0, interval: float = 0.1) -> None:
     """Poll an async predicate until true; fail the test if it never becomes true."""
     deadline = asyncio.get_running_loop().time() + within

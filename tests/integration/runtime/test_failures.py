@@ -246,18 +246,7 @@ async def test_redis_outage_never_stops_schedules_and_the_registry_entry_returns
 
 async def test_frozen_replica_is_taken_over_and_its_late_completion_is_rejected(
         database_url, spawn):
-    await harness.migrated(database_url)
-    await harness.write_spec(database_url, 1, harness.spec_with(
-        [harness.python_function("slow", "sleepy")],
-        [harness.schedule("job", "slow", cron="0 0 1 1 *", missedFirePolicy="runOnce",
-                          missedFireGraceSeconds=0,
-                          payload={"seconds": 0, "slow_replica": "frozen", "slow_seconds": 1})],
-        leaseSeconds=2))
-    # The lane starts far in the past, so the runOnce policy yields exactly one fire now.
-    await _rows(database_url,
-                "INSERT INTO schedule_lanes (namespace, cluster, schedule, lane, planned_until,"
-                " definition_hash) VALUES ($1, $2, 'job', '', now() - interval '2 years', '')",
-                NAMESPACE, CLUSTER)
+    await harness.one_fire_due_now(database_url, "frozen", slow_seconds=1, lease_seconds=2)
     frozen = spawn("frozen", database_url)
 
     async def running():

@@ -21,6 +21,17 @@ async def _replica(database_url, spec, name="r0", clock=None):
     return await Replica(database_url, name, clock or harness.scheduler.database_clock).start()
 
 
+
+async def _serve_hook(handler) -> tuple[web.AppRunner, int]:
+    """A local HTTP server answering POST /hook with `handler`; the caller cleans it up."""
+    app = web.Application()
+    app.router.add_post("/hook", handler)
+    site_runner = web.AppRunner(app)
+    await site_runner.setup()
+    port = ports.free_port()
+    await web.TCPSite(site_runner, "127.0.0.1", port).start()
+    return site_runner, port
+
 async def test_http_function_posts_every_body_field(database_url):
     received: list[dict] = []
 
@@ -28,12 +39,7 @@ async def test_http_function_posts_every_body_field(database_url):
         received.append(await request.json())
         return web.json_response({"ok": True})
 
-    app = web.Application()
-    app.router.add_post("/hook", handler)
-    site_runner = web.AppRunner(app)
-    await site_runner.setup()
-    port = ports.free_port()
-    await web.TCPSite(site_runner, "127.0.0.1", port).start()
+    site_runner, port = await _serve_hook(handler)
     clock = FakeClock(dt.datetime(2030, 1, 1, 12, 0, 0, 500_000, tzinfo=dt.UTC))
     spec = harness.spec_with(
         [{"name": "scraping.fetch",
@@ -67,12 +73,7 @@ async def test_http_function_retries_server_errors_then_fails(database_url):
         calls += 1
         return web.Response(status=503, text="down")
 
-    app = web.Application()
-    app.router.add_post("/hook", handler)
-    site_runner = web.AppRunner(app)
-    await site_runner.setup()
-    port = ports.free_port()
-    await web.TCPSite(site_runner, "127.0.0.1", port).start()
+    site_runner, port = await _serve_hook(handler)
     spec = harness.spec_with(
         [{"name": "f", "http": {"url": f"http://127.0.0.1:{port}/hook", "retries": 2}}], [])
     replica = await _replica(database_url, spec)

@@ -68,18 +68,7 @@ async def test_three_processes_run_each_single_mode_fire_exactly_once(database_u
 
 async def test_sigterm_drain_releases_the_lease_and_another_replica_runs_the_fire(
         database_url, spawn):
-    await harness.migrated(database_url)
-    await harness.write_spec(database_url, 1, harness.spec_with(
-        [harness.python_function("slow", "sleepy")],
-        [harness.schedule("job", "slow", cron="0 0 1 1 *", missedFirePolicy="runOnce",
-                          missedFireGraceSeconds=0,
-                          payload={"seconds": 0, "slow_replica": "slow", "slow_seconds": 60})],
-        leaseSeconds=30))
-    # The lane starts far in the past, so the runOnce policy yields exactly one fire now.
-    await _rows(database_url,
-                "INSERT INTO schedule_lanes (namespace, cluster, schedule, lane, planned_until,"
-                " definition_hash) VALUES ($1, $2, 'job', '', now() - interval '2 years', '')",
-                NAMESPACE, CLUSTER)
+    await harness.one_fire_due_now(database_url, "slow", slow_seconds=60, lease_seconds=30)
     slow = spawn("slow", grace=1.0)
 
     async def running():
@@ -106,17 +95,7 @@ async def test_sigterm_drain_releases_the_lease_and_another_replica_runs_the_fir
 
 
 async def test_sigkilled_replica_fire_is_run_by_another_after_lease_expiry(database_url, spawn):
-    await harness.migrated(database_url)
-    await harness.write_spec(database_url, 1, harness.spec_with(
-        [harness.python_function("slow", "sleepy")],
-        [harness.schedule("job", "slow", cron="0 0 1 1 *", missedFirePolicy="runOnce",
-                          missedFireGraceSeconds=0,
-                          payload={"seconds": 0, "slow_replica": "doomed", "slow_seconds": 60})],
-        leaseSeconds=2))
-    await _rows(database_url,
-                "INSERT INTO schedule_lanes (namespace, cluster, schedule, lane, planned_until,"
-                " definition_hash) VALUES ($1, $2, 'job', '', now() - interval '2 years', '')",
-                NAMESPACE, CLUSTER)
+    await harness.one_fire_due_now(database_url, "doomed", slow_seconds=60, lease_seconds=2)
     doomed = spawn("doomed")
 
     async def running():
