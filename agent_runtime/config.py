@@ -19,10 +19,11 @@ import asyncpg
 import pydantic
 
 from agent_api.db import queries
-from agent_runtime import spec
+from agent_runtime import database, spec
 
 log = logging.getLogger(__name__)
 CHANNEL = "agent_config"
+FIRES_CHANNEL = "agent_fires"  # a fire was handed back (ReleaseFire): claim it now
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class Identity:
     http_port: int = 8080
     shutdown_grace_seconds: float = 25.0
     config_poll_seconds: float = 10.0
+    # 'transaction' behind PgBouncer in transaction pooling mode: no LISTEN, no statement cache
+    database_pooling: str = "session"
+    scheduler_poll_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Identity:
@@ -57,7 +61,14 @@ class Identity:
             http_port=int(env.get("AGENT_HTTP_PORT", "8080")),
             shutdown_grace_seconds=float(env.get("AGENT_SHUTDOWN_GRACE_SECONDS", "25")),
             config_poll_seconds=float(env.get("AGENT_CONFIG_POLL_SECONDS", "10")),
+            database_pooling=env.get("AGENT_DATABASE_POOLING", "session"),
+            scheduler_poll_seconds=float(env.get("AGENT_SCHEDULER_POLL_SECONDS", "5")),
         )
+
+    @property
+    def listens(self) -> bool:
+        """LISTEN needs a session of its own: not through a transaction-mode pooler."""
+        return self.database_pooling == "session"
 
     @property
     def key(self) -> str:
@@ -73,6 +84,7 @@ class ConfigWatcher:
         self._wake = asyncio.Event()
         self.current: spec.RuntimeSpec | None = None
         self.changed = asyncio.Event()  # set on every applied change; the scheduler clears it
+        self.fires_changed = asyncio.Event()  # a NOTIFY on agent_fires for this cluster
 
     async def load(self) -> bool:
         """Read the stored spec; True when a new generation was applied."""
@@ -109,14 +121,17 @@ class ConfigWatcher:
             # Cleared before reading, so a NOTIFY that lands during the read wakes us again.
             self._wake.clear()
             try:
-                if listener is None or listener.is_closed():
-                    listener = await asyncpg.connect(self._identity.database_url)
+                if self._identity.listens and (listener is None or listener.is_closed()):
+                    listener = await database.connect(self._identity.database_url)
                     listener.add_termination_listener(self._on_listener_lost)
                     await listener.add_listener(CHANNEL, self._on_notify)
+                    await listener.add_listener(FIRES_CHANNEL, self._on_fires_notify)
+                    # Whatever was released while we were not listening: look once.
+                    self.fires_changed.set()
                 await self.load()
                 retry_seconds = 0.0
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("config reload failed, will retry: %s", error)
+            except database.TRANSIENT as error:
+                log.warning("config reload failed, will retry: %r", error)
                 if listener is not None and not listener.is_closed():
                     listener.terminate()
                 listener = None
@@ -134,6 +149,10 @@ class ConfigWatcher:
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         if payload == self._identity.key:
             self._wake.set()
+
+    def _on_fires_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload == self._identity.key:
+            self.fires_changed.set()
 
     def _on_listener_lost(self, _conn: object) -> None:
         self._wake.set()

@@ -20,6 +20,7 @@ from aiohttp import web
 from agent_api.db import cluster_store, migrate
 from agent_runtime import (
     config,
+    database,
     logs,
     metrics,
     registry,
@@ -32,28 +33,20 @@ from agent_runtime.ai import redaction
 
 log = logging.getLogger(__name__)
 
-# Every runtime transaction is a handful of statements; none is idle for seconds.
-IDLE_IN_TRANSACTION_TIMEOUT_MS = 5000
-
-
-async def _connect_pool(url: str, stop: asyncio.Event) -> asyncpg.Pool | None:
+async def _connect_pool(url: str, stop: asyncio.Event,
+                        pooling: str = "session") -> asyncpg.Pool | None:
     """Wait for PostgreSQL (it may start after us) and apply pending migrations."""
     delay = 0.2
     while not stop.is_set():
         try:
-            conn = await asyncpg.connect(url)
+            conn = await database.connect(url, pooling)
             try:
                 await migrate.apply(conn)
             finally:
                 await conn.close()
-            # A replica frozen (SIGSTOP, a paused VM) inside a short planning or claim
-            # transaction would hold its row locks and stall that schedule for everyone;
-            # the server ends such a transaction, and the lease rules take it from there.
-            return await asyncpg.create_pool(url, min_size=1, max_size=8, server_settings={
-                "idle_in_transaction_session_timeout": str(IDLE_IN_TRANSACTION_TIMEOUT_MS),
-            })
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            log.warning("PostgreSQL not reachable yet, retrying: %s", error)
+            return await database.create_pool(url, pooling)
+        except database.TRANSIENT as error:
+            log.warning("PostgreSQL not reachable yet, retrying: %r", error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, 5.0)
@@ -70,14 +63,14 @@ async def run(identity: config.Identity | None = None,
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
 
-    pool = await _connect_pool(identity.database_url, stop)
+    pool = await _connect_pool(identity.database_url, stop, identity.database_pooling)
     if pool is None:
         return 0
     counters = metrics.Metrics()
     await cluster_store.register_member(pool, identity.namespace, identity.cluster,
                                         identity.replica, identity.ordinal)
     watcher = config.ConfigWatcher(pool, identity)
-    with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    with contextlib.suppress(*database.TRANSIENT):
         await watcher.load()
     run_functions = runner.Runner(pool, identity, watcher, counters)
     schedule_loop = scheduler.Scheduler(pool, identity, watcher, run_functions, counters, clock)

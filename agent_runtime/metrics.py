@@ -11,6 +11,8 @@ class Metrics:
     runs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (trigger, status)
     claims: int = 0
     fencing_rejections: int = 0
+    self_fenced: int = 0  # runs cancelled because their lease could not be renewed in time
+    missed: int = 0  # fires recorded as missed by this replica's planning passes
     in_flight: int = 0
     ready: bool = False
 
@@ -31,6 +33,14 @@ class Metrics:
             "# HELP agent_fencing_rejections_total Renewals or completions rejected as stale.",
             "# TYPE agent_fencing_rejections_total counter",
             f"agent_fencing_rejections_total{{{base}}} {self.fencing_rejections}",
+            "# HELP agent_self_fenced_total Runs cancelled because their lease could not be "
+            "renewed in time.",
+            "# TYPE agent_self_fenced_total counter",
+            f"agent_self_fenced_total{{{base}}} {self.self_fenced}",
+            "# HELP agent_fires_missed_total Fires recorded as missed (not started within "
+            "their grace).",
+            "# TYPE agent_fires_missed_total counter",
+            f"agent_fires_missed_total{{{base}}} {self.missed}",
             "# HELP agent_runs_in_flight Runs executing now.",
             "# TYPE agent_runs_in_flight gauge",
             f"agent_runs_in_flight{{{base}}} {self.in_flight}",

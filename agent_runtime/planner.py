@@ -1,15 +1,27 @@
-"""Turning cron schedules into fire rows: which nominal fire times are due, and inserting them.
+"""Turning cron schedules into fire rows a short horizon ahead, and judging late fires.
 
-Any replica may plan any lane; the lane row is locked SKIP LOCKED for the short planning
-transaction, and the fires' unique key makes a repeated insert a no-op. A lane remembers how
-far it has been planned (`planned_until`), so fires missed while no replica ran are handled by
-the schedule's missed-fire policy rather than silently replayed or silently lost.
+Any replica may plan any lane it can claim from (single-mode lanes and its own cluster-mode
+lanes). A replica knows from its crons, in memory, when a lane next needs planning; only
+then does it read the lanes (read-only) and, if the lane still needs it, run one planning
+transaction for every such lane: lock them SKIP LOCKED (a lane being planned elsewhere is
+skipped), insert their fires up to `now + PLAN_AHEAD_SECONDS` in one statement, advance
+`planned_until`, and apply the missed-fire policy to their late fires. A schedule that does
+not fall due costs no write at all; a due fire is in the table before its time, so claiming
+it at its time is one indexed statement.
+
+A fire is late when it has not started within the schedule's `missedFireGraceSeconds` of
+its fire time (real lateness, by the database clock); the policy then keeps the newest
+`keep_late` of a lane's late fires (`skip` 0, `runOnce` 1, `backfill` N) and records every
+other one as `missed`. After a long outage the fires since `planned_until` are inserted too,
+at most `MAX_FIRES_PER_LANE` of the latest; the older ones are counted on the lane and
+summarised in one `missed` run row: nothing is dropped without a trace.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -17,63 +29,217 @@ from agent_api import cron
 from agent_api.db import queries
 from agent_runtime import spec
 
-MAX_FIRES_PER_PLAN = 1000
+PLAN_AHEAD_SECONDS = 10.0
+MAX_FIRES_PER_LANE = 1000
+MAX_COUNTED = 100_000  # a summary counts at most this many earlier missed fires
+_FAR = dt.timedelta(days=400)  # looking further ahead than a year finds any cron's next fire
 
 
 def lane_of(schedule: spec.ScheduleSpec, replica: str) -> str:
     return "" if schedule.mode == "single" else replica
 
 
-def due_fire_times(schedule: spec.ScheduleSpec, planned_until: dt.datetime, now: dt.datetime,
-                   backoff_until: dt.datetime | None = None) -> list[dt.datetime]:
-    """Fire times in (planned_until, now] to insert, after the missed-fire policy."""
-    if now <= planned_until:
-        return []
-    cutoff = now - dt.timedelta(seconds=schedule.missed_fire_grace_seconds)
-    missed: list[dt.datetime] = []
-    if planned_until < cutoff:
-        keep = {"skip": 0, "runOnce": 1, "backfill": schedule.backfill_limit}
-        limit = keep[schedule.missed_fire_policy]
-        if limit:
-            missed = cron.latest_fire_times(schedule.cron, schedule.timezone, planned_until,
-                                            cutoff, limit)
-    on_time = cron.fire_times(schedule.cron, schedule.timezone, max(planned_until, cutoff), now,
-                              MAX_FIRES_PER_PLAN)
-    due = missed + on_time
-    if backoff_until is not None:
-        due = [t for t in due if t >= backoff_until]
-    return due
+def keep_late(schedule: spec.ScheduleSpec) -> int:
+    return {"skip": 0, "runOnce": 1, "backfill": schedule.backfill_limit}[
+        schedule.missed_fire_policy]
 
 
-async def plan_lane(pool: asyncpg.Pool, namespace: str, cluster: str, replica: str,
-                    schedule: spec.ScheduleSpec, limits: spec.Limits,
-                    now: dt.datetime) -> list[dt.datetime]:
-    """Insert the due fires of one schedule lane; return the fire times this call inserted."""
-    lane = lane_of(schedule, replica)
-    definition = schedule.definition_hash()
-    key = (namespace, cluster, schedule.name, lane)
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(queries.SQL["EnsureLane"], *key, definition, now)
-        row = await conn.fetchrow(queries.SQL["LockLane"], *key)
-        if row is None:
-            return []  # another replica is planning this lane right now
-        backoff_until, disabled = row["backoff_until"], row["disabled_at"] is not None
-        if row["definition_hash"] != definition:
-            await conn.execute(queries.SQL["ResetLaneDefinition"], *key, definition)
-            backoff_until, disabled = None, False
-        due: list[dt.datetime] = []
-        if schedule.enabled and not disabled:
-            due = due_fire_times(schedule, row["planned_until"], now, backoff_until)
-        inserted: list[dt.datetime] = []
-        if due:
-            rows = await conn.fetch(
-                queries.SQL["InsertFires"], namespace, cluster, schedule.name, lane,
-                schedule.mode, schedule.function, not schedule.allow_overlap,
-                json.dumps(schedule.payload), limits.max_attempts, due,
-            )
-            inserted = [r["fire_time"] for r in rows]
-        await conn.execute(queries.SQL["AdvanceLane"], *key, now)
-        return inserted
+@dataclass
+class LaneState:
+    definition_hash: str
+    planned_until: dt.datetime
+    backoff_until: dt.datetime | None
+    disabled: bool
+
+
+@dataclass
+class PassResult:
+    inserted: int = 0
+    kept_late: int = 0
+    missed: int = 0
+    lanes_planned: int = 0
+    lanes_busy: int = 0  # locked by another replica's pass
+
+
+@dataclass
+class Planner:
+    """One replica's view of its lanes, refreshed by `read` and advanced by `plan`."""
+
+    namespace: str
+    cluster: str
+    replica: str
+    horizon: dt.timedelta = dt.timedelta(seconds=PLAN_AHEAD_SECONDS)
+    lanes: dict[tuple[str, str], LaneState] = field(default_factory=dict)
+    known: bool = False  # `lanes` reflects the table (read at least once)
+    _next_fire: dict[tuple[str, str, dt.datetime], dt.datetime | None] = field(
+        default_factory=dict)
+
+    # -- what needs doing, from memory ------------------------------------------------------
+
+    def next_fire_after(self, schedule: spec.ScheduleSpec, after: dt.datetime) -> dt.datetime | None:
+        key = (schedule.name, schedule.definition_hash(), after)
+        if key not in self._next_fire:
+            if len(self._next_fire) > 10_000:
+                self._next_fire.clear()
+            found = cron.fire_times(schedule.cron, schedule.timezone, after, after + _FAR, 1)
+            self._next_fire[key] = found[0] if found else None
+        return self._next_fire[key]
+
+    def planning_due_at(self, schedule: spec.ScheduleSpec) -> dt.datetime | None:
+        """When this lane next needs a planning pass (None: never, as things stand)."""
+        if not schedule.enabled:
+            return None
+        state = self.lanes.get((schedule.name, lane_of(schedule, self.replica)))
+        if state is None or state.definition_hash != schedule.definition_hash():
+            return dt.datetime.min.replace(tzinfo=dt.UTC)
+        if state.disabled:
+            return None
+        after = state.planned_until
+        if state.backoff_until is not None and state.backoff_until > after:
+            after = state.backoff_until - dt.timedelta(microseconds=1)
+        nxt = self.next_fire_after(schedule, after)
+        return None if nxt is None else nxt - self.horizon
+
+    def next_planning_at(self, schedules: list[spec.ScheduleSpec]) -> dt.datetime | None:
+        times = [t for s in schedules if (t := self.planning_due_at(s)) is not None]
+        return min(times, default=None)
+
+    def needing_plan(self, schedules: list[spec.ScheduleSpec],
+                     now: dt.datetime) -> list[spec.ScheduleSpec]:
+        return [s for s in schedules
+                if (t := self.planning_due_at(s)) is not None and t <= now]
+
+    # -- the database -----------------------------------------------------------------------
+
+    async def read(self, conn: asyncpg.Connection | asyncpg.Pool,
+                   clock: dt.datetime | None) -> None:
+        rows = await conn.fetch(queries.SQL["ReadLanes"], self.namespace, self.cluster,
+                                self.replica, clock)
+        self.lanes = {(r["schedule"], r["lane"]): _state(r) for r in rows}
+        self.known = True
+
+    async def plan(self, pool: asyncpg.Pool, schedules: list[spec.ScheduleSpec],
+                   limits: spec.Limits, now: dt.datetime) -> PassResult:
+        """One planning transaction for the lanes of `schedules`: insert their fires up to
+        the horizon, advance them, and judge their late fires. Returns what it did."""
+        result = PassResult()
+        wanted = {(s.name, lane_of(s, self.replica)): s for s in schedules}
+        if not wanted:
+            return result
+        until = now + self.horizon
+        async with pool.acquire() as conn, conn.transaction():
+            missing = [k for k in wanted if k not in self.lanes]
+            if missing:
+                await conn.execute(queries.SQL["EnsureLanes"], self.namespace, self.cluster,
+                                   [s for s, _ in missing], [lane for _, lane in missing],
+                                   [wanted[k].definition_hash() for k in missing], now)
+            rows = await conn.fetch(queries.SQL["LockLanes"], self.namespace, self.cluster,
+                                    [s for s, _ in wanted], [lane for _, lane in wanted])
+            locked = {(r["schedule"], r["lane"]): _state(r) for r in rows}
+            result.lanes_busy = len(wanted) - len(locked)
+            batch = _FireBatch()
+            advanced: dict[tuple[str, str], LaneState] = {}
+            for key, state in locked.items():
+                schedule = wanted[key]
+                definition = schedule.definition_hash()
+                if state.definition_hash != definition:
+                    # AdvanceLanes clears the old definition's backoff and auto-disable.
+                    state = LaneState(definition, state.planned_until, None, False)
+                if schedule.enabled and not state.disabled and state.planned_until < until:
+                    times = self._fire_times(schedule, state.planned_until, until)
+                    if times.earlier:
+                        await conn.execute(
+                            queries.SQL["RecordMissedSummary"], self.namespace, self.cluster,
+                            schedule.name, key[1], self.replica, schedule.function,
+                            times.earlier, times.earlier_first, times.earlier_last, now)
+                        result.missed += times.earlier
+                    due = [t for t in times.listed
+                           if state.backoff_until is None or t >= state.backoff_until]
+                    batch.add(schedule, key[1], due, limits, definition)
+                    state = LaneState(definition, until, state.backoff_until, state.disabled)
+                advanced[key] = state
+            if batch.times:
+                await conn.execute(queries.SQL["InsertFires"], self.namespace, self.cluster,
+                                   *batch.columns())
+                result.inserted = len(batch.times)
+            if advanced:
+                keys = list(advanced)
+                await conn.execute(queries.SQL["AdvanceLanes"], self.namespace, self.cluster,
+                                   [s for s, _ in keys], [lane for _, lane in keys],
+                                   [advanced[k].planned_until for k in keys],
+                                   [advanced[k].definition_hash for k in keys])
+                row = await conn.fetchrow(queries.SQL["SweepLateFires"], self.namespace,
+                                          self.cluster, [s for s, _ in keys],
+                                          [lane for _, lane in keys], self.replica, now)
+                result.kept_late, result.missed = row["kept"], result.missed + row["missed"]
+            result.lanes_planned = len(locked)
+        self.lanes.update(advanced)
+        return result
+
+    def _fire_times(self, schedule: spec.ScheduleSpec, after: dt.datetime,
+                    until: dt.datetime) -> _Times:
+        times = cron.fire_times(schedule.cron, schedule.timezone, after, until,
+                                MAX_FIRES_PER_LANE + 1)
+        if len(times) <= MAX_FIRES_PER_LANE:
+            return _Times(times)
+        # A long outage of a frequent schedule: list the latest, count the rest.
+        listed = cron.latest_fire_times(schedule.cron, schedule.timezone, after, until,
+                                        MAX_FIRES_PER_LANE)
+        earlier = cron.fire_times(schedule.cron, schedule.timezone, after,
+                                  listed[0] - dt.timedelta(microseconds=1), MAX_COUNTED)
+        return _Times(listed, len(earlier), earlier[0], earlier[-1])
+
+
+@dataclass
+class _Times:
+    listed: list[dt.datetime]
+    earlier: int = 0  # fires before `listed`, summarised rather than listed
+    earlier_first: dt.datetime | None = None
+    earlier_last: dt.datetime | None = None
+
+
+def _state(row: asyncpg.Record) -> LaneState:
+    return LaneState(row["definition_hash"], row["planned_until"], row["backoff_until"],
+                     row["disabled_at"] is not None)
+
+
+class _FireBatch:
+    """The columns of one InsertFires statement, built lane by lane."""
+
+    def __init__(self) -> None:
+        self.schedules: list[str] = []
+        self.lanes: list[str] = []
+        self.modes: list[str] = []
+        self.functions: list[str] = []
+        self.exclusive: list[bool] = []
+        self.payloads: list[str] = []
+        self.max_attempts: list[int] = []
+        self.times: list[dt.datetime] = []
+        self.late_after: list[dt.datetime] = []
+        self.keep_late: list[int] = []
+        self.definitions: list[str] = []
+
+    def add(self, schedule: spec.ScheduleSpec, lane: str, times: list[dt.datetime],
+            limits: spec.Limits, definition: str) -> None:
+        grace = dt.timedelta(seconds=schedule.missed_fire_grace_seconds)
+        payload = json.dumps(schedule.payload)
+        for t in times:
+            self.schedules.append(schedule.name)
+            self.lanes.append(lane)
+            self.modes.append(schedule.mode)
+            self.functions.append(schedule.function)
+            self.exclusive.append(not schedule.allow_overlap)
+            self.payloads.append(payload)
+            self.max_attempts.append(limits.max_attempts)
+            self.times.append(t)
+            self.late_after.append(t + grace)
+            self.keep_late.append(keep_late(schedule))
+            self.definitions.append(definition)
+
+    def columns(self) -> list[list]:
+        return [self.schedules, self.lanes, self.modes, self.functions, self.exclusive,
+                self.payloads, self.max_attempts, self.times, self.late_after, self.keep_late,
+                self.definitions]
 
 
 async def mark_error(pool: asyncpg.Pool, namespace: str, cluster: str, schedule: str,

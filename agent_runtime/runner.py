@@ -59,12 +59,15 @@ class Runner:
         if self._session is not None:
             await self._session.close()
 
-    def state_store(self) -> state.StateStore:
+    def state_store(self, fence: tuple[int, int] | None = None) -> state.StateStore:
+        """The replica's state; with `fence` (fire id, lease token), writes are refused once
+        that lease is no longer this run's."""
         limits = self._watcher.current.limits if self._watcher.current else None
         return state.StateStore(
             self._pool, self._identity.namespace, self._identity.cluster, self._identity.replica,
             limits.state_max_value_bytes if limits else 64 * 1024,
             limits.state_max_total_bytes if limits else 1024 * 1024,
+            fence=fence,
         )
 
     async def start_run(self, *, function: str, trigger: str, schedule: str | None,
@@ -79,15 +82,24 @@ class Runner:
     async def finish_run(self, run_id: int, trigger: str, status: str, error: str | None,
                          output: dict[str, Any] | None) -> None:
         self._metrics.runs[(trigger, status)] += 1
-        # Whatever a function, a provider or a library put in these, no secret is stored.
         await self._pool.execute(queries.SQL["FinishRun"], run_id, status,
-                                 None if error is None else redaction.scrub(error),
-                                 None if output is None else json.dumps(redaction.scrub_json(output)))
+                                 *self.recordable(error, output))
+
+    @staticmethod
+    def recordable(error: str | None, output: dict[str, Any] | None) -> tuple[str | None, str | None]:
+        """A run's error and output as stored: whatever a function, a provider or a library
+        put in them, no secret is stored."""
+        return (None if error is None else redaction.scrub(error),
+                None if output is None else json.dumps(redaction.scrub_json(output)))
 
     async def execute(self, function_name: str, *, trigger: str, schedule: str | None,
                       fire_time: dt.datetime | None, attempt: int, idempotency_key: str,
-                      payload: dict[str, Any], run_id: int | None = None) -> Outcome:
-        """Run the function under the spec's run timeout; never raises for function errors."""
+                      payload: dict[str, Any], run_id: int | None = None,
+                      fence: tuple[int, int] | None = None) -> Outcome:
+        """Run the function under the spec's run timeout; never raises for function errors.
+
+        `fence` (fire id, lease token) makes the run's state writes conditional on its lease.
+        """
         current = self._watcher.current
         function = current.functions.get(function_name) if current else None
         if function is None:
@@ -102,7 +114,7 @@ class Runner:
             )
             if function.prompt is not None:
                 looped = await asyncio.wait_for(
-                    self._run_prompt(current, function, context, run_id, depth=0),
+                    self._run_prompt(current, function, context, run_id, depth=0, fence=fence),
                     current.limits.run_timeout_seconds,
                 )
                 return Outcome.of_loop(looped, engine.Engine.limits(current))
@@ -205,15 +217,16 @@ class Runner:
 
     async def _run_prompt(self, current: spec.RuntimeSpec, function: spec.FunctionSpec,
                           context: functions.RunContext, run_id: int | None,
-                          depth: int) -> loop.LoopResult:
+                          depth: int, fence: tuple[int, int] | None = None) -> loop.LoopResult:
         async def call_function(name: str, payload: dict[str, Any], depth: int) -> Any:
-            return await self._call_function_tool(context, run_id, name, payload, depth)
+            return await self._call_function_tool(context, run_id, name, payload, depth, fence)
 
         return await self.ai.run_prompt(current, function, context.payload, context.body(),
-                                        self.state_store(), run_id, call_function, depth)
+                                        self.state_store(fence), run_id, call_function, depth)
 
     async def _call_function_tool(self, parent: functions.RunContext, run_id: int | None,
-                                  name: str, payload: dict[str, Any], depth: int) -> Any:
+                                  name: str, payload: dict[str, Any], depth: int,
+                                  fence: tuple[int, int] | None = None) -> Any:
         """A function the model called as a tool, with the calling run's identity."""
         current = self._watcher.current
         function = current.functions.get(name) if current else None
@@ -222,7 +235,7 @@ class Runner:
         context = dataclasses.replace(parent, function=name, payload=payload)
         if function.prompt is None:
             return await functions.invoke(function, context, self._http_session())
-        result = await self._run_prompt(current, function, context, run_id, depth)
+        result = await self._run_prompt(current, function, context, run_id, depth, fence)
         if result.stop_reason != "completed":
             raise functions.FunctionError(result.error or result.limit_message(
                 engine.Engine.limits(current)) or result.stop_reason)

@@ -1,10 +1,17 @@
-"""The scheduling loop of one replica: plan due fires, claim, run under a lease, complete.
+"""The scheduling loop of one replica: plan ahead, sleep until there is work, claim, run
+under a lease, complete.
 
-Per tick: plan every schedule lane (any replica may), skip fires that would overlap a live
-run, fail fires abandoned too often, then claim while below `limits.maxConcurrentRuns`. Each
-claimed fire runs in its own task; a separate renewal task, on its own connection, keeps the
-leases alive and cancels a run whose lease was taken over (its token went stale). Redis is
-not consulted anywhere here.
+A pass peeks (one read-only statement), plans only the lanes whose next fire comes within
+the planning horizon, judges late fires, fails abandoned ones, and claims a batch while
+below `limits.maxConcurrentRuns`. Then the replica sleeps until the earliest of: the next
+due fire, the next lease that will expire, the next fire that will turn late, the next
+planning moment of its crons, a NOTIFY (a fire was released, the spec changed), a run
+finishing, or `poll_seconds` as a slow fallback. An idle replica therefore writes nothing
+and reads once per `poll_seconds`.
+
+Each claimed fire runs in its own task; `leases.LeaseKeeper` renews the leases in one batched
+statement and cancels a run whose lease was taken over, or could not be renewed before it
+expires by this replica's own clock (self-fencing). Redis is not consulted anywhere here.
 """
 
 from __future__ import annotations
@@ -13,20 +20,21 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 import asyncpg
 
-from agent_api.db import queries
-from agent_runtime import config, fires, metrics, planner, runner, spec
+from agent_runtime import config, database, fires, leases, metrics, planner, runner, spec
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime | None]
 T = TypeVar("T")
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+DB_ERRORS = database.TRANSIENT
+CLAIM_BATCH = 32  # fires claimed in one statement at most
+DEFAULT_POLL_SECONDS = 5.0
 
 
 def database_clock() -> dt.datetime | None:
@@ -34,76 +42,97 @@ def database_clock() -> dt.datetime | None:
     return None
 
 
-@dataclass
-class InFlight:
-    claim: fires.Claim
-    task: asyncio.Task[None] | None = None
-    run_id: int | None = None
-    lease_lost: bool = False
-    releasing: bool = False
-    # Set once the function has returned: from then on the fenced completion alone decides
-    # the outcome, so neither a failed renewal nor the shutdown drain may cancel the task (a
-    # renewal racing our own committed completion matches nothing, and is no lease loss).
-    completing: bool = False
-
-
 class Scheduler:
     def __init__(self, pool: asyncpg.Pool, identity: config.Identity,
                  watcher: config.ConfigWatcher, run: runner.Runner, counters: metrics.Metrics,
-                 clock: Clock = database_clock, tick_seconds: float = 0.25) -> None:
+                 clock: Clock = database_clock, tick_seconds: float = 0.25,
+                 poll_seconds: float | None = None) -> None:
         self._pool = pool
         self._identity = identity
         self._watcher = watcher
         self._runner = run
         self._metrics = counters
         self._clock = clock
+        # The shortest sleep between passes that found claimable work they could not claim.
         self._tick_seconds = tick_seconds
+        self._poll_seconds = poll_seconds or identity.scheduler_poll_seconds
         self._wake = asyncio.Event()
+        self._generation: int | None = None
         self._reported_errors: set[tuple[int, str, str]] = set()
-        self.in_flight: dict[int, InFlight] = {}
+        self.planner = planner.Planner(identity.namespace, identity.cluster, identity.replica)
+        self.leases = leases.LeaseKeeper(pool, identity.replica, self._lease_seconds, clock,
+                                         counters)
         self.claiming = True
-        self._renewer: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
+
+    @property
+    def in_flight(self) -> dict[int, leases.InFlight]:
+        return self.leases.in_flight
+
+    def _lease_seconds(self) -> float:
+        current = self._watcher.current
+        return current.limits.lease_seconds if current else 30.0
 
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Tick until `stop` is set; then claim nothing more (call `drain` next)."""
-        self._renewer = asyncio.create_task(self._renew_forever(), name="lease-renewal")
+        """Run passes until `stop` is set; then claim nothing more (call `drain` next)."""
+        self._keeper = asyncio.create_task(self.leases.run(), name="lease-renewal")
         failures = 0
         while not stop.is_set():
+            self._wake.clear()
             try:
-                await self.tick()
+                delay = await self.tick()
                 failures = 0
             except DB_ERRORS as error:
                 failures += 1
-                log.warning("scheduler tick failed (database unavailable?), retrying: %s", error)
-            self._wake.clear()
-            delay = self._tick_seconds if not failures else min(0.5 * failures, 5.0)
+                delay = min(0.5 * failures, 5.0)
+                log.warning("scheduler pass failed (database unavailable?), retrying in "
+                            "%.1f s: %r", delay, error)
+            except Exception:  # a bug must not end scheduling: log it and go on
+                failures += 1
+                delay = min(0.5 * failures, 5.0)
+                log.exception("scheduler pass failed unexpectedly, retrying in %.1f s", delay)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(stop, self._wake, self._watcher.changed), delay)
+                await asyncio.wait_for(_first(stop, self._wake, self._watcher.changed,
+                                              self._watcher.fires_changed), delay)
             self._watcher.changed.clear()
+            self._watcher.fires_changed.clear()
         self.claiming = False
 
-    async def tick(self) -> None:
+    async def tick(self) -> float:
+        """One pass; returns how long to sleep before the next one (seconds)."""
         current = self._watcher.current
         if current is None:
-            return
+            return self._poll_seconds
         i = self._identity
-        now = await self._pool.fetchval(queries.SQL["DatabaseNow"], self._clock())
-        await self._report_errors(current)
-        for schedule in current.schedules:
-            await planner.plan_lane(self._pool, i.namespace, i.cluster, i.replica, schedule,
-                                        current.limits, now)
-        await fires.skip_overlapping(self._pool, i.namespace, i.cluster, i.replica,
-                                     self._clock())
-        await fires.fail_abandoned(self._pool, i.namespace, i.cluster, self._clock())
-        while self.claiming and self.busy() < current.limits.max_concurrent_runs:
-            claim = await fires.claim(self._pool, i.namespace, i.cluster, i.replica,
-                                      current.limits.lease_seconds, self._clock())
-            if claim is None:
-                break
-            self._metrics.claims += 1
-            self._start(claim)
+        if current.generation != self._generation:
+            await self._apply_generation(current)
+        peek = await fires.peek(self._pool, i.namespace, i.cluster, i.replica,
+                                list(self.in_flight), self._clock())
+        now = peek.now
+        if not self.planner.known or self.planner.needing_plan(current.schedules, now):
+            await self.planner.read(self._pool, self._clock())  # another replica may have
+        due = self.planner.needing_plan(current.schedules, now)
+        if due or peek.late:
+            result = await self.planner.plan(
+                self._pool, current.schedules if peek.late else due, current.limits, now)
+            self._metrics.missed += result.missed
+            if result.missed:
+                log.warning("%s fires missed: not started within their grace "
+                            "(missedFireGraceSeconds)", result.missed,
+                            extra={"missed": result.missed})
+            peek = await fires.peek(self._pool, i.namespace, i.cluster, i.replica,
+                                    list(self.in_flight), self._clock())
+        if peek.expired:
+            await fires.fail_abandoned(self._pool, i.namespace, i.cluster, self._clock())
+        starved = False
+        if self.claiming and peek.claimable and self.room(current) > 0:
+            starved = not await self._claim(current)
+        return self._sleep_seconds(current, peek, starved)
+
+    def room(self, current: spec.RuntimeSpec) -> int:
+        return current.limits.max_concurrent_runs - self.busy()
 
     def busy(self) -> int:
         return len(self.in_flight) + self._runner.manual_in_flight
@@ -111,149 +140,138 @@ class Scheduler:
     def wake(self) -> None:
         self._wake.set()
 
-    async def _report_errors(self, current: spec.RuntimeSpec) -> None:
+    def _sleep_seconds(self, current: spec.RuntimeSpec, peek: fires.Peek,
+                       starved: bool) -> float:
+        wake_at = [peek.next_late, self.planner.next_planning_at(current.schedules)]
+        if self.room(current) > 0:  # at capacity, a finishing run wakes us instead
+            wake_at += [peek.next_due, peek.next_expiry]
+        delays = [(t - peek.now).total_seconds() for t in wake_at if t is not None]
+        delay = min([self._poll_seconds, *delays])
+        floor = self._tick_seconds if starved else 0.0
+        return max(delay, floor)
+
+    async def _apply_generation(self, current: spec.RuntimeSpec) -> None:
+        i = self._identity
         for name, message in current.schedule_errors.items():
             marker = (current.generation, name, message)
             if marker in self._reported_errors:
                 continue
             log.error("schedule %r is errored and will not run: %s", name, message,
                       extra={"schedule": name})
-            await planner.mark_error(self._pool, self._identity.namespace,
-                                     self._identity.cluster, name, message)
+            await planner.mark_error(self._pool, i.namespace, i.cluster, name, message)
             self._reported_errors.add(marker)
+        live = [(s.name, s.definition_hash()) for s in current.schedules if s.enabled]
+        cancelled = await fires.cancel_stale(self._pool, i.namespace, i.cluster, live)
+        if cancelled:
+            log.info("cancelled %s planned fires of changed or removed schedules", cancelled)
+        self._generation = current.generation
+
+    async def _claim(self, current: spec.RuntimeSpec) -> bool:
+        """Claim in batches while there is room; False when nothing could be claimed."""
+        i = self._identity
+        lease_seconds = current.limits.lease_seconds
+        claimed_any = False
+        while self.claiming:
+            want = min(self.room(current), CLAIM_BATCH)
+            if want <= 0:
+                break
+            sent = time.monotonic()
+            claims = await fires.claim(self._pool, i.namespace, i.cluster, i.replica, want,
+                                       list(self.in_flight), lease_seconds, self._clock())
+            for claim in claims:
+                self._start(claim, sent, lease_seconds)
+            claimed_any = claimed_any or bool(claims)
+            if len(claims) < want:
+                break
+        return claimed_any
 
     # -- one run ----------------------------------------------------------------------------
 
-    def _start(self, claim: fires.Claim) -> None:
-        entry = InFlight(claim)
-        self.in_flight[claim.id] = entry
+    def _start(self, claim: fires.Claim, sent: float, lease_seconds: float) -> None:
+        if claim.id in self.in_flight:  # ClaimFires excludes our own fires; never run twice
+            log.error("claimed fire %s that this replica is still running; not starting it "
+                      "again", claim.id)
+            return
+        self._metrics.claims += 1
+        entry = self.leases.hold(claim, sent, lease_seconds)
         self._metrics.in_flight += 1
         entry.task = asyncio.create_task(self._execute(entry), name=f"fire-{claim.id}")
 
-    async def _execute(self, entry: InFlight) -> None:
+    async def _execute(self, entry: leases.InFlight) -> None:
         claim = entry.claim
         fields = {"schedule": claim.schedule, "fire_time": claim.fire_time.isoformat(),
                   "fire_id": claim.id, "attempt": claim.attempt, "lease_token": claim.lease_token}
         try:
-            entry.run_id = await _retrying(f"recording the start of fire {claim.id}",
-                                           lambda: self._runner.start_run(
-                function=claim.function, trigger="schedule", schedule=claim.schedule,
-                fire_time=claim.fire_time, attempt=claim.attempt, fire_id=claim.id,
-                lease_token=claim.lease_token,
-            ))
             log.info("run started", extra=fields)
-            outcome = await self._runner.execute(
-                claim.function, trigger="schedule", schedule=claim.schedule,
-                fire_time=claim.fire_time, attempt=claim.attempt,
-                idempotency_key=claim.idempotency_key, payload=claim.payload,
-                run_id=entry.run_id,
-            )
+            try:
+                outcome = await self._runner.execute(
+                    claim.function, trigger="schedule", schedule=claim.schedule,
+                    fire_time=claim.fire_time, attempt=claim.attempt,
+                    idempotency_key=claim.idempotency_key, payload=claim.payload,
+                    run_id=claim.run_id, fence=(claim.id, claim.lease_token),
+                )
+            except asyncio.CancelledError:
+                if not entry.stopped:
+                    raise
+                await self._hand_back(entry, fields)
+                return
             entry.completing = True
-            accepted = await self._complete(claim, outcome)
-            if accepted:
-                log.info("run %s", outcome.status, extra={**fields, "error": outcome.error})
-                await self._finish(entry, outcome.status, outcome.error, outcome.output)
-            else:
-                self._metrics.fencing_rejections += 1
-                log.warning("late completion rejected: the fire was taken over by another "
-                            "replica (stale fencing token)", extra=fields)
-                await self._finish(entry, "rejected",
-                                   f"completion rejected: lease token {claim.lease_token} is "
-                                   f"stale (run outcome was {outcome.status})", outcome.output)
+            await self._complete(entry, outcome, fields)
         except asyncio.CancelledError:
-            if entry.lease_lost:
-                log.warning("run cancelled: its lease was taken over", extra=fields)
-                await self._finish(entry, "rejected", "lease lost: renewal rejected by the "
-                                   "fencing token; another replica owns this fire", None)
-            elif entry.releasing:
-                released = await _retrying(f"releasing fire {claim.id}",
-                                           lambda: fires.release(self._pool, claim))
-                log.warning("run released at shutdown", extra={**fields, "released": released})
-                await self._finish(entry, "released", "shutdown: lease released for another "
-                                   "replica to run", None)
-            else:
-                raise
+            raise
+        except Exception as error:  # bookkeeping failed for any reason: never leave it running
+            log.exception("recording fire %s failed; handing it back", claim.id, extra=fields)
+            entry.broken = f"{type(error).__name__}: {error}"
+            await self._hand_back(entry, fields)
         finally:
-            self.in_flight.pop(claim.id, None)
+            self.leases.drop(claim.id)
             self._metrics.in_flight -= 1
             self._wake.set()
 
-    async def _finish(self, entry: InFlight, status: str, error: str | None,
-                      output: dict | None) -> None:
-        if entry.run_id is not None:
-            run_id = entry.run_id
-            await _retrying(f"recording the end of run {run_id}", lambda: self._runner.finish_run(
-                run_id, "schedule", status, error, output))
-
-    async def _complete(self, claim: fires.Claim, outcome: runner.Outcome) -> bool:
-        """Fenced completion plus the lane's failure bookkeeping, in one transaction.
+    async def _complete(self, entry: leases.InFlight, outcome: runner.Outcome,
+                        fields: dict) -> None:
+        """Fenced completion with the lane's failure bookkeeping, in one statement.
 
         Retried while the database is unreachable: the lease keeps the fire ours meanwhile,
         and if it expires the token check rejects the completion, which is the right answer.
         """
-        for attempt in range(60):
-            try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    if not await fires.complete(conn, claim, outcome.status, outcome.error,
-                                                self._clock()):
-                        return False
-                    await self._record_lane_result(conn, claim, outcome.status)
-                    return True
-            except DB_ERRORS as error:
-                log.warning("completing fire %s failed, retrying: %s", claim.id, error)
-                await asyncio.sleep(min(0.2 * (attempt + 1), 2.0))
-        return False
-
-    async def _record_lane_result(self, conn: asyncpg.Connection, claim: fires.Claim,
-                                  status: str) -> None:
-        key = (self._identity.namespace, self._identity.cluster, claim.schedule, claim.lane)
-        if status == "succeeded":
-            await conn.execute(queries.SQL["RecordLaneSuccess"], *key)
+        claim = entry.claim
+        policy = self._policy(claim.schedule)
+        error, output = self._runner.recordable(outcome.error, outcome.output)
+        done = await _retrying(f"completing fire {claim.id}", lambda: fires.complete(
+            self._pool, claim, outcome.status, error, output, policy, self._clock()))
+        if done.accepted:
+            self._metrics.runs[("schedule", outcome.status)] += 1
+            log.info("run %s", outcome.status, extra={**fields, "error": outcome.error})
+            if done.disabled_at is not None and policy.action == "disable":
+                log.error("schedule %r disabled after %s consecutive failures", claim.schedule,
+                          done.consecutive_failures, extra={"schedule": claim.schedule})
             return
+        self._metrics.runs[("schedule", "rejected")] += 1
+        self._metrics.fencing_rejections += 1
+        log.warning("late completion rejected: the fire was taken over by another replica "
+                    "(stale fencing token)", extra=fields)
+
+    async def _hand_back(self, entry: leases.InFlight, fields: dict) -> None:
+        """The run did not complete: release the fire (fenced) and close its run row."""
+        claim = entry.claim
+        count_attempt, why = entry.reason()
+        released = await _retrying(f"releasing fire {claim.id}", lambda: fires.release(
+            self._pool, claim, count_attempt, why))
+        status = "released" if released else "rejected"
+        self._metrics.runs[("schedule", status)] += 1
+        log.warning("run %s: %s", status, why, extra={**fields, "released": released})
+
+    def _policy(self, schedule_name: str) -> fires.FailurePolicy:
         current = self._watcher.current
-        schedule = next((s for s in current.schedules if s.name == claim.schedule), None)
-        if schedule is None:
-            return
-        policy = schedule.failure_policy
-        row = await conn.fetchrow(queries.SQL["RecordLaneFailure"], *key, policy.action,
-                                  policy.max_consecutive_failures, policy.backoff_seconds,
-                                  self._clock())
-        if row is not None and row["disabled_at"] is not None and policy.action == "disable":
-            log.error("schedule %r disabled after %s consecutive failures", claim.schedule,
-                      row["consecutive_failures"], extra={"schedule": claim.schedule})
+        schedule = next((s for s in current.schedules if s.name == schedule_name), None) \
+            if current else None
+        if schedule is None:  # removed meanwhile: count only
+            return fires.FailurePolicy("continue", 1, 1.0)
+        p = schedule.failure_policy
+        return fires.FailurePolicy(p.action, p.max_consecutive_failures, p.backoff_seconds)
 
-    # -- leases -----------------------------------------------------------------------------
-
-    async def _renew_forever(self) -> None:
-        """Renew every held lease on a dedicated connection, so a busy pool never delays it."""
-        conn: asyncpg.Connection | None = None
-        try:
-            while True:
-                limits = self._watcher.current.limits if self._watcher.current else None
-                lease_seconds = limits.lease_seconds if limits else 30.0
-                await asyncio.sleep(max(lease_seconds / 3, 0.1))
-                held = [(e.claim.id, e.claim.lease_token) for e in self.in_flight.values()
-                        if not e.lease_lost]
-                if not held:
-                    continue
-                try:
-                    if conn is None or conn.is_closed():
-                        conn = await asyncpg.connect(self._identity.database_url)
-                    renewed = await fires.renew(conn, held, lease_seconds, self._clock())
-                except DB_ERRORS as error:
-                    log.warning("lease renewal failed, retrying: %s", error)
-                    conn = None
-                    continue
-                for fire_id, _ in held:
-                    entry = self.in_flight.get(fire_id)
-                    if (fire_id not in renewed and entry is not None and entry.task is not None
-                            and not entry.completing):
-                        self._metrics.fencing_rejections += 1
-                        entry.lease_lost = True
-                        entry.task.cancel()
-        finally:
-            if conn is not None and not conn.is_closed():
-                await conn.close()
+    # -- shutdown ---------------------------------------------------------------------------
 
     async def drain(self, grace_seconds: float) -> None:
         """Stop claiming; let runs finish within the grace period; release the rest."""
@@ -266,16 +284,16 @@ class Scheduler:
                     entry.releasing = True
                     entry.task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        if self._renewer is not None:
-            self._renewer.cancel()
-            await asyncio.gather(self._renewer, return_exceptions=True)
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
 
 
 async def _retrying(what: str, operation: Callable[[], Awaitable[T]], attempts: int = 60) -> T:
     """Run a database write, retrying while PostgreSQL is unreachable (say, restarting).
 
-    A run's bookkeeping must not be lost to a dropped connection: a run row left `running`
-    would never be closed. The backoff matches the fenced completion's.
+    A run's bookkeeping must not be lost to a dropped connection: a fire or run row left
+    `running` would never be closed. Every write retried here is fenced and idempotent.
     """
     for attempt in range(attempts):
         try:
@@ -283,7 +301,7 @@ async def _retrying(what: str, operation: Callable[[], Awaitable[T]], attempts: 
         except DB_ERRORS as error:
             if attempt == attempts - 1:
                 raise
-            log.warning("%s failed, retrying: %s", what, error)
+            log.warning("%s failed, retrying: %r", what, error)
             await asyncio.sleep(min(0.2 * (attempt + 1), 2.0))
     raise AssertionError("unreachable")
 

@@ -28,15 +28,21 @@ class StateReadOnly(StateError):
     pass
 
 
+class StaleLease(StateError):
+    """A scheduled run's write after its lease was taken over (or expired and rescued)."""
+
+
 class StateStore:
     def __init__(self, pool: asyncpg.Pool, namespace: str, cluster: str, replica: str,
-                 max_value_bytes: int, max_total_bytes: int) -> None:
+                 max_value_bytes: int, max_total_bytes: int,
+                 fence: tuple[int, int] | None = None) -> None:
         self._pool = pool
         self._namespace = namespace
         self._cluster = cluster
         self.replica = replica
         self.max_value_bytes = max_value_bytes
         self.max_total_bytes = max_total_bytes
+        self.fence = fence  # (fire id, lease token) of the scheduled run writing, if any
 
     def _scope(self, shared: bool) -> str:
         return SHARED if shared else self.replica
@@ -81,6 +87,13 @@ class StateStore:
                                self._scope(shared), key)
 
     async def _check_writable(self, conn: asyncpg.Connection) -> None:
+        if self.fence is not None:
+            held = await conn.fetchval(queries.SQL["HoldLeaseForWrite"], *self.fence)
+            if not held:
+                raise StaleLease(
+                    f"state write refused: this run's lease (fire {self.fence[0]}, token "
+                    f"{self.fence[1]}) is no longer valid; another replica owns the fire"
+                )
         archived = await conn.fetchval(queries.SQL["MemberArchived"], self._namespace,
                                        self._cluster, self.replica)
         if archived:

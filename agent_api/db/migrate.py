@@ -1,8 +1,10 @@
 """Apply pending schema migrations, safely from any number of processes at once.
 
-Every runtime replica (and `agentclusters migrate`) calls `apply()` at start. A session-level
-`pg_advisory_lock` serialises them: the first applies the pending files, each in its own
-transaction together with its `schema_migrations` row; the others wait, then find nothing left.
+Every runtime replica (and `agentclusters migrate`) calls `apply()` at start. One transaction
+holds a transaction-level `pg_advisory_xact_lock` and applies every pending file with its
+`schema_migrations` row: concurrent callers wait for the lock, then find nothing left, and a
+failing file leaves nothing half-applied. Transaction-scoped, so it also holds through
+PgBouncer in transaction pooling mode (a session lock would not: the session is not ours).
 """
 
 from __future__ import annotations
@@ -55,22 +57,19 @@ async def apply(conn: asyncpg.Connection) -> list[int]:
     """Apply every pending migration; return the versions this call applied."""
     migrations = load_migrations()
     applied_now: list[int] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
-    try:
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
         await conn.execute(_CREATE_LEDGER)
         done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
         for migration in migrations:
             if migration.version in done:
                 continue
-            async with conn.transaction():
-                await conn.execute(migration.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                    migration.version, migration.name,
-                )
+            await conn.execute(migration.sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                migration.version, migration.name,
+            )
             applied_now.append(migration.version)
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
     return applied_now
 
 

@@ -37,6 +37,8 @@ CREATE TABLE schedule_lanes (
     disabled_reason       text,
     error                 text,
     updated_at            timestamptz NOT NULL DEFAULT now(),
+    -- 0003: missed fires of long outages counted rather than listed
+    missed_total          bigint      NOT NULL DEFAULT 0 CHECK (missed_total >= 0),
     PRIMARY KEY (namespace, cluster, schedule, lane)
 );
 
@@ -57,7 +59,8 @@ CREATE TABLE fires (
     exclusive         boolean     NOT NULL DEFAULT true,
     payload           jsonb       NOT NULL DEFAULT '{}'::jsonb,
     status            text        NOT NULL DEFAULT 'available'
-        CHECK (status IN ('available', 'running', 'succeeded', 'failed', 'skipped', 'cancelled')),
+        CHECK (status IN ('available', 'running', 'succeeded', 'failed', 'skipped', 'cancelled',
+                          'missed')),
     attempt           integer     NOT NULL DEFAULT 0 CHECK (attempt >= 0),
     max_attempts      integer     NOT NULL DEFAULT 3 CHECK (max_attempts > 0),
     lease_owner       text,
@@ -67,6 +70,13 @@ CREATE TABLE fires (
     started_at        timestamptz,
     finished_at       timestamptz,
     error             text,
+    -- 0003: lateness (fire_time + missedFireGraceSeconds), how many late fires of the lane
+    -- the missed-fire policy still runs, whether it kept this one, and the definition the
+    -- fire was planned from (planned-ahead fires of an edited schedule are cancelled).
+    late_after        timestamptz,
+    keep_late         integer     NOT NULL DEFAULT 0 CHECK (keep_late >= 0),
+    late_ok           boolean     NOT NULL DEFAULT false,
+    definition_hash   text        NOT NULL DEFAULT '',
     CONSTRAINT fires_one_per_slot UNIQUE (namespace, cluster, schedule, fire_time, replica),
     CONSTRAINT fires_mode_replica CHECK ((mode = 'single') = (replica = '')),
     CONSTRAINT fires_running_has_lease CHECK (
@@ -74,18 +84,21 @@ CREATE TABLE fires (
         OR (lease_owner IS NOT NULL AND lease_token IS NOT NULL AND lease_expires_at IS NOT NULL)
     ),
     CONSTRAINT fires_finished_has_time CHECK (
-        status NOT IN ('succeeded', 'failed', 'skipped', 'cancelled') OR finished_at IS NOT NULL
+        status NOT IN ('succeeded', 'failed', 'skipped', 'cancelled', 'missed')
+        OR finished_at IS NOT NULL
     )
 ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02,
         autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
 
 -- Claims scan only live rows: the partial indexes stay small however long the history.
-CREATE INDEX fires_available_idx ON fires (namespace, cluster, fire_time)
+CREATE INDEX fires_available_idx ON fires (namespace, cluster, fire_time, id)
     WHERE status = 'available';
+CREATE INDEX fires_late_idx ON fires (namespace, cluster, late_after)
+    WHERE status = 'available' AND NOT late_ok;
 CREATE INDEX fires_running_lease_idx ON fires (namespace, cluster, lease_expires_at)
     WHERE status = 'running';
 CREATE INDEX fires_finished_idx ON fires (finished_at)
-    WHERE status IN ('succeeded', 'failed', 'skipped', 'cancelled');
+    WHERE status IN ('succeeded', 'failed', 'skipped', 'cancelled', 'missed');
 -- No overlapping runs of one exclusive schedule (per lane): the database holds the rule.
 CREATE UNIQUE INDEX fires_one_running_per_schedule ON fires (namespace, cluster, schedule, replica)
     WHERE status = 'running' AND exclusive;
@@ -104,7 +117,7 @@ CREATE TABLE runs (
     attempt      integer     NOT NULL DEFAULT 1,
     lease_token  bigint,
     status       text        NOT NULL DEFAULT 'running'
-        CHECK (status IN ('running', 'succeeded', 'failed', 'rejected', 'released')),
+        CHECK (status IN ('running', 'succeeded', 'failed', 'rejected', 'released', 'missed')),
     started_at   timestamptz NOT NULL DEFAULT now(),
     finished_at  timestamptz,
     error        text,

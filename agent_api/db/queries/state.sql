@@ -24,3 +24,11 @@ WHERE namespace = $1 AND cluster = $2 AND replica = $3 ORDER BY key;
 -- name: DeleteState
 DELETE FROM agent_state
 WHERE namespace = $1 AND cluster = $2 AND replica = $3 AND key = $4;
+
+-- name: HoldLeaseForWrite
+-- Fencing for state: a scheduled run's write commits only while its lease token is current.
+-- FOR SHARE holds the fire row until the write's transaction ends, so a rescuer's claim (an
+-- UPDATE of that row) waits for it: the rescuer's run never reads state from before a write
+-- its predecessor is still making, and a write after the takeover matches nothing.
+-- $1 fire id, $2 lease token.
+SELECT true FROM fires WHERE id = $1 AND lease_token = $2 AND status = 'running' FOR SHARE;

@@ -125,9 +125,10 @@ async def fetch(database_url: str, query: str, *args) -> list[asyncpg.Record]:
 
 async def one_fire_due_now(database_url: str, slow_replica: str, slow_seconds: float,
                            lease_seconds: float) -> None:
-    """A single-mode schedule `job` with exactly one fire due now: its lane starts two years
-    back and `runOnce` keeps only the latest missed fire. The function sleeps `slow_seconds`
-    on `slow_replica` and returns at once elsewhere."""
+    """A single-mode schedule `job` with exactly one fire due now: a yearly cron whose lane
+    starts just before this year's fire (1 January, 00:00), which is late by now and kept by
+    `runOnce`. The function sleeps `slow_seconds` on `slow_replica` and returns at once
+    elsewhere."""
     await migrated(database_url)
     await write_spec(database_url, 1, spec_with(
         [python_function("slow", "sleepy")],
@@ -136,7 +137,7 @@ async def one_fire_due_now(database_url: str, slow_replica: str, slow_seconds: f
         leaseSeconds=lease_seconds))
     await fetch(database_url,
                 "INSERT INTO schedule_lanes (namespace, cluster, schedule, lane, planned_until, definition_hash)"
-                " VALUES ($1, $2, 'job', '', now() - interval '2 years', '')", NAMESPACE, CLUSTER)
+                " VALUES ($1, $2, 'job', '', date_trunc('year', now()) - interval '1 second', '')", NAMESPACE, CLUSTER)
 
 
 async def wait_for(predicate, within: float = 30.0, interval: float = 0.1) -> None:

@@ -45,6 +45,12 @@ async def _runs(database_url):
     return await harness.fetch(database_url, "SELECT * FROM runs ORDER BY id")
 
 
+async def _fires_due_by(database_url, now):
+    """The fires whose time has come; later ones are planned ahead and still available."""
+    return await harness.fetch(database_url, "SELECT * FROM fires WHERE fire_time <= $1 "
+                               "ORDER BY fire_time, replica", now)
+
+
 async def test_single_mode_each_fire_runs_exactly_once_across_five_replicas(database_url):
     clock = FakeClock(START)
     spec = harness.spec_with([harness.python_function("echo", "async_echo")],
@@ -55,7 +61,7 @@ async def test_single_mode_each_fire_runs_exactly_once_across_five_replicas(data
             await _step(replicas, clock)
     finally:
         await _close(replicas)
-    fire_rows = await harness.fetch(database_url, "SELECT * FROM fires ORDER BY fire_time")
+    fire_rows = await _fires_due_by(database_url, clock())
     runs = await _runs(database_url)
     times = [f["fire_time"] for f in fire_rows]
     assert len(times) == 40
@@ -126,31 +132,31 @@ async def test_stale_token_renewal_and_completion_are_rejected_and_own_retry_is_
     (replica,) = await _replicas(database_url, spec, ["r0"], clock)
     try:
         clock.advance(1)
-        planned_now = clock()
-        from agent_runtime import planner
-        current = replica.watcher.current
-        await planner.plan_lane(replica.pool, NAMESPACE, CLUSTER, "r0", current.schedules[0],
-                                current.limits, planned_now)
-        old = await fires.claim(replica.pool, NAMESPACE, CLUSTER, "a", 2, clock())
+        policy = fires.FailurePolicy("continue", 3, 1.0)
+        (old,) = await fires.claim(replica.pool, NAMESPACE, CLUSTER, "a", 1, [], 2, clock())
         clock.advance(3)
-        new = await fires.claim(replica.pool, NAMESPACE, CLUSTER, "b", 2, clock())
-        async with replica.pool.acquire() as conn:
-            stale_renewed = await fires.renew(conn, [(old.id, old.lease_token)], 2, clock())
-            stale_completed = await fires.complete(conn, old, "succeeded", None, clock())
-            live_completed = await fires.complete(conn, new, "succeeded", None, clock())
-            # A retry after a lost reply: the same token, the same outcome, already committed.
-            retried = await fires.complete(conn, new, "succeeded", None, clock())
-            stale_after_finish = await fires.complete(conn, old, "succeeded", None, clock())
-            other_outcome = await fires.complete(conn, new, "failed", "boom", clock())
-            status = await conn.fetchval("SELECT status FROM fires WHERE id = $1", new.id)
+        (new,) = await fires.claim(replica.pool, NAMESPACE, CLUSTER, "b", 1, [], 2, clock())
+        pool = replica.pool
+        stale_renewed = await fires.renew(pool, [(old.id, old.lease_token)], "a", 2, clock())
+        wrong_owner = await fires.renew(pool, [(new.id, new.lease_token)], "a", 2, clock())
+        stale = await fires.complete(pool, old, "succeeded", None, None, policy, clock())
+        live = await fires.complete(pool, new, "succeeded", None, None, policy, clock())
+        # A retry after a lost reply: the same token, the same outcome, already committed.
+        retried = await fires.complete(pool, new, "succeeded", None, None, policy, clock())
+        stale_after_finish = await fires.complete(pool, old, "succeeded", None, None, policy,
+                                                  clock())
+        other_outcome = await fires.complete(pool, new, "failed", "boom", None, policy, clock())
+        status = await pool.fetchval("SELECT status FROM fires WHERE id = $1", new.id)
+        run_rows = await pool.fetch("SELECT replica, status FROM runs WHERE fire_id = $1 "
+                                    "ORDER BY id", new.id)
     finally:
         await _close([replica])
     assert new.id == old.id and new.lease_token != old.lease_token
-    assert stale_renewed == set()
-    assert (stale_completed, live_completed) == (False, True)
-    assert retried is True
-    assert (stale_after_finish, other_outcome) == (False, False)
+    assert stale_renewed == set() and wrong_owner == set()
+    assert [c.verdict for c in (stale, live, retried, stale_after_finish, other_outcome)] == [
+        "rejected", "accepted", "already", "rejected", "rejected"]
     assert status == "succeeded"
+    assert [tuple(r) for r in run_rows] == [("a", "rejected"), ("b", "succeeded")]
 
 
 async def test_busy_replica_leaves_the_next_fire_to_a_free_one(database_url):
@@ -193,7 +199,7 @@ async def test_overlapping_fire_of_a_running_schedule_is_skipped(database_url):
         await a.settle()
     finally:
         await _close([a, b])
-    rows = await harness.fetch(database_url, "SELECT * FROM fires ORDER BY fire_time")
+    rows = await _fires_due_by(database_url, clock())
     assert [r["status"] for r in rows] == ["succeeded", "skipped"]
     assert rows[1]["error"].startswith("overlap")
 
@@ -210,11 +216,12 @@ async def test_allow_overlap_runs_fires_concurrently(database_url):
         await a.tick()
         clock.advance(1)
         await b.tick()
-        assert len(b.scheduler.in_flight) == 1
+        # Both runs are executing at this moment: the second did not wait for the first.
+        assert (len(a.scheduler.in_flight), len(b.scheduler.in_flight)) == (1, 1)
         await asyncio.gather(a.settle(), b.settle())
     finally:
         await _close([a, b])
-    rows = await harness.fetch(database_url, "SELECT status FROM fires ORDER BY fire_time")
+    rows = await _fires_due_by(database_url, clock())
     assert [r["status"] for r in rows] == ["succeeded", "succeeded"]
 
 
@@ -239,9 +246,15 @@ async def test_missed_fire_policy(database_url, policy, expected_minutes):
             await replica.tick()
     finally:
         await _close([replica])
-    rows = await harness.fetch(database_url, "SELECT fire_time, status FROM fires ORDER BY 1")
-    assert [r["fire_time"].minute for r in rows] == expected_minutes
-    assert {r["status"] for r in rows} == {"succeeded"}
+    rows = await _fires_due_by(database_url, clock())
+    ran = [r["fire_time"].minute for r in rows if r["status"] == "succeeded"]
+    missed = [r["fire_time"].minute for r in rows if r["status"] == "missed"]
+    assert ran == expected_minutes
+    # Every other fire of the outage is recorded as missed, with a run row list_runs shows.
+    assert missed == [m for m in range(1, 11) if m not in expected_minutes]
+    missed_runs = [r for r in await _runs(database_url) if r["status"] == "missed"]
+    assert sorted(r["fire_time"].minute for r in missed_runs) == missed
+    assert all("missed: not started within 10 s" in r["error"] for r in missed_runs)
 
 
 async def test_failure_policy_disables_schedule_after_n_consecutive_failures(database_url):
@@ -257,9 +270,12 @@ async def test_failure_policy_disables_schedule_after_n_consecutive_failures(dat
             await _step([replica], clock)
     finally:
         await _close([replica])
-    rows = await harness.fetch(database_url, "SELECT status FROM fires")
+    rows = await harness.fetch(database_url, "SELECT status, error FROM fires ORDER BY fire_time")
     lane = (await harness.fetch(database_url, "SELECT * FROM schedule_lanes"))[0]
-    assert [r["status"] for r in rows] == ["failed"] * 3
+    assert [r["status"] for r in rows][:3] == ["failed"] * 3
+    # The fires planned ahead are cancelled by the disable, and none is planned after it.
+    assert {(r["status"], r["error"]) for r in rows[3:]} == {
+        ("cancelled", "cancelled: the schedule was disabled by its failurePolicy")}
     assert lane["disabled_at"] is not None
     assert lane["disabled_reason"] == "disabled after 3 consecutive failures"
 
@@ -277,7 +293,8 @@ async def test_failure_policy_backoff_skips_fires_inside_the_backoff_window(data
             await _step([replica], clock)
     finally:
         await _close([replica])
-    rows = await harness.fetch(database_url, "SELECT fire_time FROM fires ORDER BY 1")
+    rows = await harness.fetch(database_url, "SELECT fire_time FROM fires WHERE fire_time <= $1 "
+                               "AND status <> 'cancelled' ORDER BY 1", clock())
     # :01 fails at :01.5 -> no fire before :05.5; :06 fails at :06.5 -> backoff doubles to 8 s,
     # so nothing more before :14.5 (the test stops at :12.5)
     assert [r["fire_time"].second for r in rows] == [1, 6]

@@ -1,0 +1,139 @@
+"""Keeping the leases of a replica's running fires alive, and fencing itself when it cannot.
+
+Every lease is renewed by one batched statement every third of the lease. Each run also has
+a local deadline on this replica's monotonic clock: the moment the claim (or the last
+successful renewal) was *sent*, plus the lease, less a safety margin. The database computed
+the real expiry from a later instant, so the local deadline always comes first. A run whose
+lease was not renewed by its deadline (the database is unreachable, the connection is
+half-open, a renewal timed out) is cancelled here, before any other replica can rescue the
+fire: two executions of one fire never overlap, whatever the network does. A renewal that
+matches nothing (the token is stale: another replica took the fire over) cancels the run too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+from agent_runtime import database, fires, metrics
+
+log = logging.getLogger(__name__)
+
+# The part of the lease kept back from the local deadline, for scheduling delays in this
+# process (a busy event loop) and a renewal statement in flight.
+SAFETY_MARGIN = 0.2
+
+
+@dataclass
+class InFlight:
+    claim: fires.Claim
+    deadline: float  # monotonic: the run is cancelled if its lease is not renewed by then
+    task: asyncio.Task[None] | None = None
+    lease_lost: bool = False  # a renewal matched nothing: another replica owns the fire
+    fenced: bool = False  # the lease could not be renewed before the local deadline
+    releasing: bool = False  # shutdown: hand the fire back for another replica
+    # Set once the function has returned: from then on the fenced completion alone decides
+    # the outcome, so neither a failed renewal nor the shutdown drain may cancel the task.
+    completing: bool = False
+    broken: str | None = None  # the run's bookkeeping failed with this error
+
+    @property
+    def stopped(self) -> bool:
+        """Cancelled on purpose (not by a bug or the event loop going away)."""
+        return self.lease_lost or self.fenced or self.releasing
+
+    def reason(self) -> tuple[bool, str]:
+        """(whether the attempt counts against maxAttempts, the run's recorded error)."""
+        if self.lease_lost:
+            return True, ("lease lost: renewal rejected by the fencing token; another "
+                          "replica owns this fire")
+        if self.fenced:
+            return True, ("self-fenced: the lease could not be renewed before it expired "
+                          "(database unreachable or too slow); the run was cancelled so "
+                          "that another replica can run the fire")
+        if self.releasing:
+            return False, "shutdown: lease released for another replica to run"
+        return True, f"bookkeeping failed: {self.broken}"
+
+
+class LeaseKeeper:
+    def __init__(self, pool: asyncpg.Pool, owner: str, lease_seconds: Callable[[], float],
+                 clock: Callable[[], dt.datetime | None], counters: metrics.Metrics) -> None:
+        self._pool = pool
+        self._owner = owner
+        self._lease_seconds = lease_seconds
+        self._clock = clock
+        self._metrics = counters
+        self.in_flight: dict[int, InFlight] = {}
+        self._changed = asyncio.Event()
+
+    def hold(self, claim: fires.Claim, sent: float, lease_seconds: float) -> InFlight:
+        entry = InFlight(claim, deadline=sent + lease_seconds * (1 - SAFETY_MARGIN))
+        self.in_flight[claim.id] = entry
+        self._changed.set()
+        return entry
+
+    def drop(self, fire_id: int) -> None:
+        self.in_flight.pop(fire_id, None)
+
+    async def run(self) -> None:
+        """Renew every third of the lease; fence runs whose deadline passes in between."""
+        last_renewal = time.monotonic()
+        while True:
+            interval = max(self._lease_seconds() / 3, 0.05)
+            now = time.monotonic()
+            live = [e for e in self.in_flight.values() if e.task is not None and not e.stopped
+                    and not e.completing]
+            wake = min([last_renewal + interval, *(e.deadline for e in live)], default=now)
+            self._changed.clear()
+            if wake > now:
+                try:
+                    await asyncio.wait_for(self._changed.wait(), wake - now)
+                    continue  # a new run: recompute its deadline into the wait
+                except TimeoutError:
+                    pass
+            self.fence_overdue()
+            if time.monotonic() >= last_renewal + interval:
+                last_renewal = time.monotonic()
+                await self.renew_all()
+
+    def fence_overdue(self) -> None:
+        now = time.monotonic()
+        for entry in list(self.in_flight.values()):
+            if (entry.task is not None and not entry.stopped and not entry.completing
+                    and now >= entry.deadline):
+                log.warning("self-fencing fire %s: its lease could not be renewed in time",
+                            entry.claim.id, extra={"fire_id": entry.claim.id,
+                                                   "schedule": entry.claim.schedule})
+                self._metrics.self_fenced += 1
+                entry.fenced = True
+                entry.task.cancel()
+
+    async def renew_all(self) -> None:
+        held = [e for e in self.in_flight.values() if not e.stopped and not e.completing]
+        if not held:
+            return
+        lease_seconds = self._lease_seconds()
+        # The renewal must answer before the earliest deadline, or it is too late anyway.
+        budget = max(min(e.deadline for e in held) - time.monotonic(), 0.05)
+        sent = time.monotonic()
+        try:
+            renewed = await asyncio.wait_for(fires.renew(
+                self._pool, [(e.claim.id, e.claim.lease_token) for e in held], self._owner,
+                lease_seconds, self._clock()), budget)
+        except database.TRANSIENT as error:
+            log.warning("lease renewal failed, retrying: %r", error)
+            return
+        for entry in held:
+            if entry.claim.id in renewed:
+                entry.deadline = sent + lease_seconds * (1 - SAFETY_MARGIN)
+            elif not entry.completing and entry.task is not None and not entry.stopped:
+                self._metrics.fencing_rejections += 1
+                entry.lease_lost = True
+                entry.task.cancel()
