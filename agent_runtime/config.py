@@ -50,6 +50,12 @@ class Identity:
         missing = [name for name in required if not env.get(name)]
         if missing:
             raise ValueError(f"missing required environment variables: {', '.join(missing)}")
+        pooling = env.get("AGENT_DATABASE_POOLING", "session")
+        if pooling not in ("session", "transaction"):
+            raise ValueError(
+                f"AGENT_DATABASE_POOLING={pooling!r} is not a pooling mode: use 'session' (a "
+                "direct connection or a session-mode pooler) or 'transaction' (PgBouncer in "
+                "transaction pooling mode)")
         return cls(
             namespace=env["AGENT_NAMESPACE"],
             cluster=env["AGENT_CLUSTER"],
@@ -61,7 +67,7 @@ class Identity:
             http_port=int(env.get("AGENT_HTTP_PORT", "8080")),
             shutdown_grace_seconds=float(env.get("AGENT_SHUTDOWN_GRACE_SECONDS", "25")),
             config_poll_seconds=float(env.get("AGENT_CONFIG_POLL_SECONDS", "10")),
-            database_pooling=env.get("AGENT_DATABASE_POOLING", "session"),
+            database_pooling=pooling,
             scheduler_poll_seconds=float(env.get("AGENT_SCHEDULER_POLL_SECONDS", "5")),
         )
 

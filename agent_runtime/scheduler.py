@@ -114,9 +114,12 @@ class Scheduler:
         if not self.planner.known or self.planner.needing_plan(current.schedules, now):
             await self.planner.read(self._pool, self._clock())  # another replica may have
         due = self.planner.needing_plan(current.schedules, now)
+        busy_lanes = False
         if due or peek.late:
             result = await self.planner.plan(
                 self._pool, current.schedules if peek.late else due, current.limits, now)
+            # A lane another replica is planning right now: look again shortly, not at once.
+            busy_lanes = result.lanes_busy > 0
             self._metrics.missed += result.missed
             if result.missed:
                 log.warning("%s fires missed: not started within their grace "
@@ -126,9 +129,9 @@ class Scheduler:
                                     list(self.in_flight), self._clock())
         if peek.expired:
             await fires.fail_abandoned(self._pool, i.namespace, i.cluster, self._clock())
-        starved = False
+        starved = busy_lanes
         if self.claiming and peek.claimable and self.room(current) > 0:
-            starved = not await self._claim(current)
+            starved = not await self._claim(current) or starved
         return self._sleep_seconds(current, peek, starved)
 
     def room(self, current: spec.RuntimeSpec) -> int:

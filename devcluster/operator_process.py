@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from devcluster import ports
+from devcluster import crd_wait, ports
 from devcluster.processes import Process
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,14 +31,14 @@ DEFAULT_TIERS: dict[str, Any] = {
 
 
 def apply_crds(kubectl: Path, kubeconfig: Path) -> None:
-    for command in (
-        ["apply", "--server-side", "--force-conflicts", "-f", str(CRDS)],
-        ["wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRDS)],
-    ):
-        result = subprocess.run([str(kubectl), f"--kubeconfig={kubeconfig}", *command],
-                                capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"kubectl {' '.join(command)} failed: {result.stderr.strip()}")
+    base = [str(kubectl), f"--kubeconfig={kubeconfig}"]
+    command = ["apply", "--server-side", "--force-conflicts", "-f", str(CRDS)]
+    result = subprocess.run([*base, *command], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(command)} failed: {result.stderr.strip()}")
+    result = crd_wait.wait_established(base, "-f", str(CRDS))
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl wait for the CRDs failed: {result.stderr.strip()}")
 
 
 def write_settings(path: Path, database_url: str, redis_url: str, *, webhook_port: int,

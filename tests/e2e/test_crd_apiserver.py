@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from agent_api import crd
+from devcluster import crd_wait
 from tests.unit.api import cases
 
 pytestmark = pytest.mark.e2e
@@ -41,8 +42,7 @@ def kubectl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
         k = Kubectl(bin_dir / "kubectl", plane.admin_kubeconfig)
         applied = k("apply", "-f", "-", stdin=crd.render())
         assert applied.returncode == 0, applied.stderr
-        established = k("wait", "--for=condition=Established", "--timeout=60s",
-                        f"crd/{crd.constants.CRD_NAME}")
+        established = crd_wait.wait_established(k.base, f"crd/{crd.constants.CRD_NAME}")
         assert established.returncode == 0, established.stderr
         yield k
     finally:

@@ -20,6 +20,7 @@ import yaml
 from kubernetes import client, config
 
 from agent_gateway import auth, errors, kube
+from devcluster import crd_wait
 from tests.unit import chart
 
 pytestmark = pytest.mark.e2e
@@ -83,8 +84,10 @@ def installed(cluster: Cluster) -> Cluster:
     """The chart installed (CRD from the chart's crds/ included) with URLs as values."""
     cluster.helm("install", RELEASE, str(chart.CHART), "--namespace", NAMESPACE, "--create-namespace",
                  *chart.set_args(chart.URLS))
-    cluster.ok("wait", "--for=condition=Established", "--timeout=60s",
-               "crd/agentclusters.agentclusters.io")
+    waited = crd_wait.wait_established(
+        [str(cluster.kubectl_binary), "--kubeconfig", str(cluster.kubeconfig)],
+        "crd/agentclusters.agentclusters.io")
+    assert waited.returncode == 0, waited.stderr
     return cluster
 
 

@@ -323,3 +323,29 @@ async def test_bad_schedules_are_errored_and_the_others_keep_running(database_ur
     assert "function 'missing' is not defined" in lanes["no-function"]
     assert lanes["good"] is None
     assert [r["schedule"] for r in runs] == ["good"] * 3
+
+
+async def test_a_replica_never_claims_a_fire_it_is_still_running(database_url):
+    """After a pause longer than the lease (PostgreSQL unreachable, the renewer starved), the
+    replica's own expired lease must not be handed back to it as a second, concurrent run."""
+    clock = FakeClock(START)
+    spec = harness.spec_with(
+        [harness.python_function("slow", "sleepy")],
+        [harness.schedule("job", "slow", payload={"seconds": 3})], maxAttempts=5)
+    (replica,) = await _replicas(database_url, spec, ["r0"], clock)
+    try:
+        clock.advance(1)
+        await replica.tick()  # claims the 12:00:01 fire and starts its 3 s run
+        (running,) = replica.scheduler.in_flight.values()
+        clock.advance(5)  # past the 2 s lease, nothing renewed it
+        await replica.tick()
+        await replica.tick()
+        in_flight = [e.claim.id for e in replica.scheduler.in_flight.values()]
+        runs = await harness.fetch(database_url, "SELECT * FROM runs WHERE fire_id = $1",
+                                   running.claim.id)
+        attempt = await replica.pool.fetchval("SELECT attempt FROM fires WHERE id = $1",
+                                              running.claim.id)
+    finally:
+        await _close([replica])
+    assert in_flight.count(running.claim.id) == 1
+    assert len(runs) == 1 and attempt == 1
