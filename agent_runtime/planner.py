@@ -98,7 +98,11 @@ class Planner:
         if state.backoff_until is not None and state.backoff_until > after:
             after = state.backoff_until - dt.timedelta(microseconds=1)
         nxt = self.next_fire_after(schedule, after)
-        return None if nxt is None else nxt - self.horizon
+        if nxt is None:
+            return None
+        # Hysteresis: a frequent lane is planned every half horizon (half a horizon of fires
+        # per pass), not before each of its fires.
+        return max(nxt - self.horizon, state.planned_until - self.horizon / 2)
 
     def next_planning_at(self, schedules: list[spec.ScheduleSpec]) -> dt.datetime | None:
         times = [t for s in schedules if (t := self.planning_due_at(s)) is not None]
@@ -119,9 +123,10 @@ class Planner:
         self.known = True
 
     async def plan(self, pool: asyncpg.Pool, schedules: list[spec.ScheduleSpec],
-                   limits: spec.Limits, now: dt.datetime) -> PassResult:
+                   limits: spec.Limits, now: dt.datetime, judge_late: bool) -> PassResult:
         """One planning transaction for the lanes of `schedules`: insert their fires up to
-        the horizon, advance them, and judge their late fires. Returns what it did."""
+        the horizon, advance them, and (when `judge_late`, or when it inserted fires that are
+        late already) judge their late fires. Returns what it did."""
         result = PassResult()
         wanted = {(s.name, lane_of(s, self.replica)): s for s in schedules}
         if not wanted:
@@ -145,6 +150,7 @@ class Planner:
                 if state.definition_hash != definition:
                     # AdvanceLanes clears the old definition's backoff and auto-disable.
                     state = LaneState(definition, state.planned_until, None, False)
+                before = state
                 if schedule.enabled and not state.disabled and state.planned_until < until:
                     times = self._fire_times(schedule, state.planned_until, until)
                     if times.earlier:
@@ -157,7 +163,8 @@ class Planner:
                            if state.backoff_until is None or t >= state.backoff_until]
                     batch.add(schedule, key[1], due, limits, definition)
                     state = LaneState(definition, until, state.backoff_until, state.disabled)
-                advanced[key] = state
+                if state is not before or before.definition_hash != locked[key].definition_hash:
+                    advanced[key] = state
             if batch.times:
                 await conn.execute(queries.SQL["InsertFires"], self.namespace, self.cluster,
                                    *batch.columns())
@@ -168,11 +175,14 @@ class Planner:
                                    [s for s, _ in keys], [lane for _, lane in keys],
                                    [advanced[k].planned_until for k in keys],
                                    [advanced[k].definition_hash for k in keys])
+            if locked and (judge_late or any(t < now for t in batch.late_after)):
+                keys = list(locked)
                 row = await conn.fetchrow(queries.SQL["SweepLateFires"], self.namespace,
                                           self.cluster, [s for s, _ in keys],
                                           [lane for _, lane in keys], self.replica, now)
                 result.kept_late, result.missed = row["kept"], result.missed + row["missed"]
             result.lanes_planned = len(locked)
+        self.lanes.update(locked)
         self.lanes.update(advanced)
         return result
 

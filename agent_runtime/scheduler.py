@@ -117,7 +117,8 @@ class Scheduler:
         busy_lanes = False
         if due or peek.late:
             result = await self.planner.plan(
-                self._pool, current.schedules if peek.late else due, current.limits, now)
+                self._pool, current.schedules if peek.late else due, current.limits, now,
+                judge_late=peek.late)
             # A lane another replica is planning right now: look again shortly, not at once.
             busy_lanes = result.lanes_busy > 0
             self._metrics.missed += result.missed

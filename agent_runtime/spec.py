@@ -7,6 +7,7 @@ schedule's lane, where users can read it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -98,6 +99,11 @@ class ScheduleSpec(_Model):
 
     def definition_hash(self) -> str:
         """Changes when the user edits the schedule; resets failure counters and disable."""
+        return self._definition_hash
+
+    @functools.cached_property
+    def _definition_hash(self) -> str:
+        # Cached: the scheduler asks on every pass, for every schedule (the model is frozen).
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

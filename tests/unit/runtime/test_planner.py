@@ -37,6 +37,12 @@ def test_a_lane_needs_planning_one_horizon_before_its_next_fire():
     assert p.needing_plan([schedule], at(0, 50)) == [schedule]
 
 
+def test_a_frequent_lane_is_planned_every_half_horizon_not_before_each_fire():
+    every_second = _schedule(cron="* * * * * *")
+    p = _planner(every_second, at(0, 10))  # planned up to :10 at :00
+    assert p.planning_due_at(every_second) == at(0, 5)
+
+
 def test_a_schedule_that_does_not_fall_due_never_needs_planning_before_its_fire():
     yearly = _schedule(cron="0 0 1 1 *")
     p = _planner(yearly, at(0, 30))
