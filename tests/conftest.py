@@ -1,4 +1,5 @@
-"""Fixtures shared by every tier: project-owned PostgreSQL and Redis for the test session.
+"""Fixtures shared by every tier: project-owned PostgreSQL, PgBouncer and Redis for the test
+session, and fault-injecting TCP proxies.
 
 Each test session starts its own servers on free ports in a temporary directory, so tests
 never touch a developer's `make dev-up` stack or any server the machine already runs.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -17,6 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from devcluster import ports, services
+from tests.support import tcp_proxy
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +63,22 @@ async def redis_url(redis_server: services.Redis) -> AsyncIterator[str]:
     await client.flushall()
     await client.aclose()
     yield redis_server.url
+
+
+@pytest.fixture
+def proxy_to() -> Iterator[Callable[[int], tcp_proxy.TcpProxy]]:
+    """Start fault-injecting proxies in front of a port (`proxy_to(server.port)`); each is
+    stopped at teardown."""
+    started: list[tcp_proxy.TcpProxy] = []
+
+    def start(upstream_port: int) -> tcp_proxy.TcpProxy:
+        proxy = tcp_proxy.TcpProxy(upstream_port).start()
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
 
 
 @pytest.fixture
