@@ -33,6 +33,18 @@ def postgres_server() -> Iterator[services.Postgres]:
 
 
 @pytest.fixture(scope="session")
+def pgbouncer_server(postgres_server: services.Postgres) -> Iterator[services.PgBouncer]:
+    """PgBouncer (transaction pooling) in front of the session's PostgreSQL; `database_url`'s
+    database is reachable through it as `pgbouncer_server.url_for(<its name>)`."""
+    # Not under pytest's basetemp, for the same reason as the PostgreSQL data directory.
+    data_dir = Path(tempfile.mkdtemp(prefix="agentclusters-test-pgbouncer-"))
+    server = services.PgBouncer(data_dir, ports.free_port(), postgres_server.port).start()
+    yield server
+    server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Redis]:
     server = services.Redis(tmp_path_factory.mktemp("redis"), ports.free_port()).start()
     yield server
