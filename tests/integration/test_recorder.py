@@ -57,4 +57,4 @@ async def test_completed_aborted_and_overlapping_executions(recorder):
     assert (first.replica, first.completed, first.aborted is not None) == ("a", False, True)
     assert second.completed and first.overlaps(second)
     assert [e.replica for e in recorder.completions("k2")] == ["b"]
-    assert recorder.keys() == {"k1", "k2"}
+    assert recorder.idempotency_keys() == {"k1", "k2"}

@@ -2,13 +2,14 @@
 
 The fault tests trust the proxy to do exactly what its modes say; these tests check each
 mode with a plain asyncpg client: forwarding, a stall that hangs a query until the client's
-own timeout, a drop that breaks connections, and a COMMIT whose reply is lost although the
-server committed.
+own timeout, a drop that breaks connections, a COMMIT whose reply is lost although the
+server committed, and an answer held inside a transaction until the server ends the session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import asyncpg
 import pytest
@@ -118,3 +119,56 @@ async def test_lost_reply_of_an_autocommit_statement(database_url, proxy):
         assert await _scalar(database_url, "SELECT array_agg(id) FROM t") == [7]
     finally:
         conn.terminate()
+
+
+async def test_held_answer_inside_a_transaction_outlives_the_session(database_url, proxy):
+    conn = await asyncpg.connect(proxy.url(database_url), timeout=30, server_settings={
+        "idle_in_transaction_session_timeout": "1000"})
+    admin = await asyncpg.connect(database_url)
+    try:
+        proxy.hold_in_transaction_after(b"-- name: Mark")
+        transaction = conn.transaction()
+        await transaction.start()
+        answers = []
+
+        async def two_statements():
+            answers.append(await conn.fetchval("-- name: Mark\nSELECT 1"))
+            await conn.fetchval("SELECT $1::int", 2)  # next, as a transaction would
+
+        held = asyncio.create_task(two_statements())
+        await asyncio.wait_for(asyncio.to_thread(proxy.holding.wait, 30), 40)
+        pid = await asyncio.wait_for(_backend_of(admin, proxy), 30)
+        # The server ends the session that idles in its transaction; the client, still
+        # waiting for its answer, learns nothing.
+        await asyncio.wait_for(_gone(admin, pid), 30)
+        assert not held.done()
+        proxy.resume()
+        # The answer is delivered late, followed by the server's FATAL error and the close:
+        # the session is gone, and the next statement fails. (asyncpg 0.32 raises its
+        # client-side InternalClientError "cannot switch to state …; another operation … is in
+        # progress": the FATAL error arrived while it was idle, before it saw the close.)
+        with pytest.raises((*CONNECTION_ERRORS, asyncpg.InternalClientError)):
+            await asyncio.wait_for(held, 30)
+        assert answers == [1]
+    finally:
+        conn.terminate()
+        await admin.close()
+
+
+async def _backend_of(admin: asyncpg.Connection, proxy) -> int:
+    """The pid of the backend serving the proxy's connection, once it idles in a transaction."""
+    for _ in itertools.count():
+        pid = await admin.fetchval("SELECT pid FROM pg_stat_activity WHERE client_port = "
+                                   "ANY($1::int[]) AND state = 'idle in transaction'",
+                                   list(proxy.upstream_ports()))
+        if pid is not None:
+            return pid
+        await asyncio.sleep(0.05)
+    raise AssertionError("unreachable")
+
+
+async def _gone(admin: asyncpg.Connection, pid: int) -> None:
+    for _ in itertools.count():
+        if not await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+            return
+        await asyncio.sleep(0.1)

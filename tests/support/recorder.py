@@ -89,13 +89,18 @@ class Recorder:
         self._thread.join(timeout=10)
         self._loop.close()
 
+    def script(self, *statuses: int) -> None:
+        """Answer the next requests with these statuses (then 200 again)."""
+        with self._lock:
+            self.statuses.extend(statuses)
+
     # -- what was seen ----------------------------------------------------------------------
 
     def executions(self, key: str | None = None) -> list[Execution]:
         with self._lock:
             return [e for e in self._executions if key is None or e.key == key]
 
-    def keys(self) -> set[str]:
+    def idempotency_keys(self) -> set[str]:
         return {e.key for e in self.executions()}
 
     def running(self, key: str | None = None) -> list[Execution]:
@@ -132,7 +137,8 @@ class Recorder:
         app = web.Application()
         app.router.add_post("/execute", self._execute)
         # Cancel the handler when the client hangs up: that is how an abort is noticed.
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                                     shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 

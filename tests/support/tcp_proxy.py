@@ -21,6 +21,14 @@ talking to the real server until the test switches the proxy to another mode:
   Answers to a Flush (asyncpg prepares a statement with Parse, Describe, Flush and waits for
   them before Bind, Execute, Sync) belong to no cycle and are delivered at once; holding them
   would deadlock the client.
+- `hold_in_transaction_after(pattern)`: one shot. Once a client sends a message containing
+  `pattern`, the server's first answer that leaves the transaction open (ReadyForQuery 'T')
+  is held back on that connection, with everything the server sends after it, until
+  `resume()`. The client waits for its answer while the server waits for the client's next
+  statement, inside a transaction: one connection's path is broken at the worst moment. If
+  the server ends the session meanwhile (`idle_in_transaction_session_timeout`), `resume()`
+  delivers the answer, the server's FATAL error and the close together, as a healed network
+  would.
 
 It runs in a thread with its own event loop, so a test that blocks (pg_ctl, a subprocess
 wait) never stalls the proxy by accident, and control calls are plain method calls.
@@ -71,6 +79,10 @@ class _Link:
     armed_after: int | None = None  # the lose-reply rule holds cycles past this number
     held: bytearray = field(default_factory=bytearray)  # the current held cycle
     held_failed: bool = False  # the held cycle holds an ErrorResponse
+    hold_after: int | None = None  # the hold rule holds from a 'T' past this cycle number
+    holding: bool = False  # the hold rule fired: server bytes go to `backlog`
+    backlog: bytearray = field(default_factory=bytearray)
+    server_closed: bool = False  # the server closed while holding: close on release
     closed: bool = False
 
     def close(self, abort: bool = False) -> None:
@@ -94,6 +106,7 @@ class TcpProxy:
         self.host = "127.0.0.1"
         self.port = port or ports.free_port()
         self.replies_lost = threading.Event()  # set when `lose_reply_after` has fired
+        self.holding = threading.Event()  # set when `hold_in_transaction_after` has fired
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy",
                                         daemon=True)
@@ -102,6 +115,7 @@ class TcpProxy:
         self._links: set[_Link] = set()
         self._serving: set[asyncio.Task] = set()
         self._lose_pattern: bytes | None = None
+        self._hold_pattern: bytes | None = None
 
     # -- control, from any thread ---------------------------------------------------------
 
@@ -138,6 +152,12 @@ class TcpProxy:
             raise ValueError("an empty pattern would match the first message")
         self.replies_lost.clear()
         self._call(self._set_lose_pattern(pattern))
+
+    def hold_in_transaction_after(self, pattern: bytes) -> None:
+        if not pattern:
+            raise ValueError("an empty pattern would match the first message")
+        self.holding.clear()
+        self._call(self._set_hold_pattern(pattern))
 
     def upstream_ports(self) -> set[int]:
         """The local ports of the proxy's server connections: `pg_stat_activity.client_port`
@@ -182,6 +202,13 @@ class TcpProxy:
     async def _resume(self) -> None:
         await self._listen()
         self._flowing.set()
+        for link in list(self._links):
+            if link.holding:
+                link.holding = False
+                link.client.write(bytes(link.backlog))
+                link.backlog.clear()
+                if link.server_closed:
+                    link.close()
 
     async def _drop(self) -> None:
         if self._server is not None:
@@ -192,6 +219,9 @@ class TcpProxy:
 
     async def _set_lose_pattern(self, pattern: bytes) -> None:
         self._lose_pattern = pattern
+
+    async def _set_hold_pattern(self, pattern: bytes) -> None:
+        self._hold_pattern = pattern
 
     async def _upstream_ports(self) -> set[int]:
         found = set()
@@ -269,6 +299,10 @@ class TcpProxy:
             if pattern is not None and pattern in message:
                 self._lose_pattern = None
                 link.armed_after = len(link.cycles_executing)
+            pattern = self._hold_pattern
+            if pattern is not None and pattern in message:
+                self._hold_pattern = None
+                link.hold_after = len(link.cycles_executing)
             kind = message[:1]
             if kind == b"E":
                 link.executes = True
@@ -288,13 +322,18 @@ class TcpProxy:
             if link.closed:
                 return
             if not data:
+                if link.holding:
+                    link.server_closed = True  # the client learns it on release
+                    return
                 link.close()
                 return
             if link.opaque:
                 link.client.write(data)
                 continue
             outgoing = self._frame_server_bytes(link, data)
-            if outgoing:
+            if link.holding:
+                link.backlog += outgoing
+            elif outgoing:
                 link.client.write(outgoing)
             if link.closed:
                 return
@@ -325,6 +364,13 @@ class TcpProxy:
             kind = message[:1]
             cycle = link.cycles_answered
             in_cycle = len(link.cycles_executing) > cycle  # else: answers to a Flush
+            if (kind == b"Z" and message[5:6] == b"T" and link.hold_after is not None
+                    and cycle >= link.hold_after and not link.holding):
+                link.holding = True
+                link.hold_after = None
+                self.holding.set()
+                link.client.write(bytes(outgoing))  # what came before is not held
+                outgoing.clear()
             if link.armed_after is None or not in_cycle or cycle < link.armed_after:
                 outgoing += message
                 if kind == b"Z" and in_cycle:
