@@ -1,7 +1,7 @@
-"""Project-owned PostgreSQL and Redis instances: own data directory, own port.
+"""Project-owned PostgreSQL, PgBouncer and Redis instances: own data directory, own port.
 
-They never touch a server the machine already runs. PostgreSQL refuses to run as root, so
-when we are root the server runs as the `postgres` user that Debian's package creates.
+They never touch a server the machine already runs. PostgreSQL and PgBouncer refuse to run as
+root, so when we are root they run as the `postgres` user that Debian's package creates.
 """
 
 from __future__ import annotations
@@ -46,6 +46,17 @@ def _chown_to_postgres(path: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+def _make_postgres_dir(path: Path) -> None:
+    """Create `path` for a server run as `postgres`, reachable through every parent."""
+    path.mkdir(parents=True, exist_ok=True)
+    for parent in [path, *path.parents]:
+        if parent == Path("/"):
+            break
+        if os.geteuid() == 0 and parent.stat().st_mode & 0o001 == 0:
+            parent.chmod(parent.stat().st_mode | 0o011)
+    _chown_to_postgres(path)
+
+
 @dataclass
 class Postgres:
     """A PostgreSQL server in `data_dir` listening on 127.0.0.1:`port`."""
@@ -63,14 +74,7 @@ class Postgres:
     def start(self) -> Postgres:
         # Absolute: the server's working directory is its data directory, not ours.
         self.data_dir = self.data_dir.resolve()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        # The postgres user must be able to reach its data directory through every parent.
-        for parent in [self.data_dir, *self.data_dir.parents]:
-            if parent == Path("/"):
-                break
-            if os.geteuid() == 0 and parent.stat().st_mode & 0o001 == 0:
-                parent.chmod(parent.stat().st_mode | 0o011)
-        _chown_to_postgres(self.data_dir)
+        _make_postgres_dir(self.data_dir)
         pgdata = self.data_dir / "pgdata"
         if not (pgdata / "PG_VERSION").exists():
             pgdata.mkdir(exist_ok=True)
@@ -114,6 +118,87 @@ class Postgres:
 
 
 @dataclass
+class PgBouncer:
+    """PgBouncer in `data_dir` listening on 127.0.0.1:`port`, in front of a PostgreSQL on
+    127.0.0.1:`upstream_port` (every database name maps to the same name there).
+
+    Transaction pooling, as production deployments run it: a server connection is a client's
+    only for one transaction, so a client must not rely on session state (asyncpg needs
+    `statement_cache_size=0`). Clients are trusted if their user is in the auth file; the
+    server connections log in as `postgres`. A transaction idle for `idle_transaction_timeout`
+    seconds is ended by PgBouncer, the way a frozen client is cut off in production. The
+    startup parameters PgBouncer cannot track (asyncpg's `server_settings`, JDBC's
+    `extra_float_digits`) are ignored instead of refused.
+    """
+
+    data_dir: Path
+    port: int
+    upstream_port: int
+    max_client_conn: int = 500
+    default_pool_size: int = 20
+    idle_transaction_timeout: float = 5.0
+
+    @property
+    def url(self) -> str:
+        return self.url_for("postgres")
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "pgbouncer.pid"
+
+    def start(self) -> PgBouncer:
+        binary = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
+        if binary is None:
+            raise RuntimeError(
+                "pgbouncer was not found; run scripts/bootstrap.sh "
+                "(it installs Debian's pgbouncer package)"
+            )
+        self.data_dir = self.data_dir.resolve()
+        _make_postgres_dir(self.data_dir)
+        if self.running():
+            return self
+        auth_file = self.data_dir / "userlist.txt"
+        auth_file.write_text('"postgres" ""\n')
+        config = self.data_dir / "pgbouncer.ini"
+        config.write_text(
+            "[databases]\n"
+            f"* = host=127.0.0.1 port={self.upstream_port} user=postgres\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\n"
+            f"unix_socket_dir = {self.data_dir}\n"
+            f"logfile = {self.data_dir / 'pgbouncer.log'}\npidfile = {self.pid_file}\n"
+            f"auth_type = trust\nauth_file = {auth_file}\nadmin_users = postgres\n"
+            "pool_mode = transaction\n"
+            f"max_client_conn = {self.max_client_conn}\n"
+            f"default_pool_size = {self.default_pool_size}\n"
+            f"idle_transaction_timeout = {self.idle_transaction_timeout}\n"
+            "ignore_startup_parameters = extra_float_digits,"
+            "idle_in_transaction_session_timeout,statement_timeout\n"
+            # After a PostgreSQL restart, reconnect within a second rather than 15.
+            "server_login_retry = 1\n"
+        )
+        for path in (auth_file, config):
+            _chown_to_postgres(path)
+        result = subprocess.run(
+            [*_as_postgres_user(), binary, "-d", str(config)],
+            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"pgbouncer failed to start: {result.stderr.strip()}")
+        ports.wait_until(lambda: ports.port_open(self.port), timeout=30, what="PgBouncer")
+        return self
+
+    def running(self) -> bool:
+        return self.pid_file.exists() and ports.port_open(self.port)
+
+    def stop(self) -> None:
+        _stop_by_pid_file(self.pid_file)
+
+
+@dataclass
 class Redis:
     """A Redis server in `data_dir` listening on 127.0.0.1:`port`, no persistence."""
 
@@ -151,14 +236,19 @@ class Redis:
         return self.pid_file.exists() and ports.port_open(self.port)
 
     def stop(self) -> None:
-        if not self.pid_file.exists():
-            return
-        try:
-            pid = int(self.pid_file.read_text().strip())
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                os.kill(pid, 0)
-                time.sleep(0.05)
-        except (ProcessLookupError, ValueError):
-            pass
-        self.pid_file.unlink(missing_ok=True)
+        _stop_by_pid_file(self.pid_file)
+
+
+def _stop_by_pid_file(pid_file: Path) -> None:
+    """SIGTERM the daemon whose pid `pid_file` holds and wait (up to 5 s) until it is gone."""
+    if not pid_file.exists():
+        return
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.05)
+    except (ProcessLookupError, ValueError):
+        pass
+    pid_file.unlink(missing_ok=True)

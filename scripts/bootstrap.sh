@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up of everything the project runs on:
-#   - PostgreSQL and Redis server binaries from Debian's packages (if missing),
+#   - PostgreSQL, PgBouncer and Redis server binaries from Debian's packages (if missing),
 #   - .venv with the package and its dev extras (reinstalled only when pyproject.toml changes).
 # The control-plane binaries are built separately by devcluster/build-binaries.sh.
 set -euo pipefail
@@ -10,11 +10,13 @@ log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
 have_pg() { compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; }
 have_redis() { command -v redis-server >/dev/null; }
+have_pgbouncer() { command -v pgbouncer >/dev/null || [[ -x /usr/sbin/pgbouncer ]]; }
 
-if ! have_pg || ! have_redis; then
+if ! have_pg || ! have_redis || ! have_pgbouncer; then
   pkgs=()
   have_pg || pkgs+=(postgresql)
   have_redis || pkgs+=(redis-server)
+  have_pgbouncer || pkgs+=(pgbouncer)
   log "installing ${pkgs[*]} from Debian's packages"
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive

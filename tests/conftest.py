@@ -1,4 +1,5 @@
-"""Fixtures shared by every tier: project-owned PostgreSQL and Redis for the test session.
+"""Fixtures shared by every tier: project-owned PostgreSQL, PgBouncer and Redis for the test
+session, and fault-injecting TCP proxies.
 
 Each test session starts its own servers on free ports in a temporary directory, so tests
 never touch a developer's `make dev-up` stack or any server the machine already runs.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -17,6 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from devcluster import ports, services
+from tests.support import tcp_proxy
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +27,18 @@ def postgres_server() -> Iterator[services.Postgres]:
     # which would lock the `postgres` user out of a server another session is running.
     data_dir = Path(tempfile.mkdtemp(prefix="agentclusters-test-pg-"))
     server = services.Postgres(data_dir, ports.free_port()).start()
+    yield server
+    server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_server(postgres_server: services.Postgres) -> Iterator[services.PgBouncer]:
+    """PgBouncer (transaction pooling) in front of the session's PostgreSQL; `database_url`'s
+    database is reachable through it as `pgbouncer_server.url_for(<its name>)`."""
+    # Not under pytest's basetemp, for the same reason as the PostgreSQL data directory.
+    data_dir = Path(tempfile.mkdtemp(prefix="agentclusters-test-pgbouncer-"))
+    server = services.PgBouncer(data_dir, ports.free_port(), postgres_server.port).start()
     yield server
     server.stop()
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -61,6 +75,22 @@ async def redis_url(redis_server: services.Redis) -> AsyncIterator[str]:
     await client.flushall()
     await client.aclose()
     yield redis_server.url
+
+
+@pytest.fixture
+def proxy_to() -> Iterator[Callable[[int], tcp_proxy.TcpProxy]]:
+    """Start fault-injecting proxies in front of a port (`proxy_to(server.port)`); each is
+    stopped at teardown."""
+    started: list[tcp_proxy.TcpProxy] = []
+
+    def start(upstream_port: int) -> tcp_proxy.TcpProxy:
+        proxy = tcp_proxy.TcpProxy(upstream_port).start()
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """Named SQL queries, loaded once from the `.sql` files in `queries/`.
 
 Each query is a block that starts with `-- name: QueryName`; Python code refers to queries by
-name (`queries.SQL["ClaimFire"]`) and never carries SQL strings of its own.
+name (`queries.SQL["ClaimFire"]`) and never carries SQL strings of its own. The name line stays
+the first line of the text sent to the server, so `pg_stat_activity.query` and the server log
+say which query a backend runs, and a fault-injecting proxy can recognise one on the wire.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ _NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
 def parse(text: str) -> dict[str, str]:
-    """Split one `.sql` file into {name: query}; the comments before a query stay with it."""
+    """Split one `.sql` file into {name: query}; each query keeps its name line and comments."""
     parts = _NAME_LINE.split(text)
     found: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
@@ -24,7 +26,7 @@ def parse(text: str) -> dict[str, str]:
             raise ValueError(f"query {name!r} is empty")
         if name in found:
             raise ValueError(f"query {name!r} is defined twice")
-        found[name] = query
+        found[name] = f"-- name: {name}\n{query}"
     return found
 
 

@@ -7,6 +7,11 @@ import pytest
 from agent_api.db import migrate, queries
 
 
+def test_each_query_starts_with_its_name_line():
+    assert queries.parse("-- name: A\n-- why\nSELECT 1;\n") == {"A": "-- name: A\n-- why\nSELECT 1"}
+    assert all(q.startswith(f"-- name: {n}\n") for n, q in queries.SQL.items())
+
+
 def test_duplicate_names_are_refused():
     with pytest.raises(ValueError, match="defined twice"):
         queries.parse("-- name: A\nSELECT 1;\n-- name: A\nSELECT 2;")
@@ -15,7 +20,8 @@ def test_duplicate_names_are_refused():
 @pytest.mark.parametrize("name", [n for n, q in queries.SQL.items()
                                   if "SKIP LOCKED" in q or "lease_token = " in q])
 def test_concurrency_sensitive_queries_carry_a_comment(name):
-    assert queries.SQL[name].lstrip().startswith("--"), f"{name} needs a why-it-is-safe comment"
+    _, body = queries.SQL[name].split("\n", 1)  # past the name line
+    assert body.lstrip().startswith("--"), f"{name} needs a why-it-is-safe comment"
 
 
 def test_migrations_are_numbered_without_gaps():
