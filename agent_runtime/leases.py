@@ -13,6 +13,7 @@ matches nothing (the token is stale: another replica took the fire over) cancels
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -63,6 +64,12 @@ class InFlight:
 
 
 class LeaseKeeper:
+    """Two loops that never wait on each other: renewal (database) and fencing (local clock).
+
+    A renewal stuck on a half-open connection must not delay the fencing, and cancelling a
+    statement on such a connection can itself hang, so a renewal runs as a task of its own
+    that the loop waits on for at most its budget, then leaves behind (one at a time)."""
+
     def __init__(self, pool: asyncpg.Pool, owner: str, lease_seconds: Callable[[], float],
                  clock: Callable[[], dt.datetime | None], counters: metrics.Metrics) -> None:
         self._pool = pool
@@ -72,6 +79,7 @@ class LeaseKeeper:
         self._metrics = counters
         self.in_flight: dict[int, InFlight] = {}
         self._changed = asyncio.Event()
+        self._renewal: asyncio.Task[set[int]] | None = None
 
     def hold(self, claim: fires.Claim, sent: float, lease_seconds: float) -> InFlight:
         entry = InFlight(claim, deadline=sent + lease_seconds * (1 - SAFETY_MARGIN))
@@ -83,34 +91,41 @@ class LeaseKeeper:
         self.in_flight.pop(fire_id, None)
 
     async def run(self) -> None:
-        """Renew every third of the lease; fence runs whose deadline passes in between."""
-        last_renewal = time.monotonic()
+        fencing = asyncio.create_task(self._fence_forever(), name="lease-fencing")
+        try:
+            await self._renew_forever()
+        finally:
+            fencing.cancel()
+            if self._renewal is not None:
+                self._renewal.cancel()
+            await asyncio.gather(fencing, return_exceptions=True)
+
+    async def _renew_forever(self) -> None:
+        """Renew every third of the lease; after a failure, after a tenth."""
         while True:
             interval = max(self._lease_seconds() / 3, 0.05)
-            now = time.monotonic()
-            live = [e for e in self.in_flight.values() if e.task is not None and not e.stopped
-                    and not e.completing]
-            wake = min([last_renewal + interval, *(e.deadline for e in live)], default=now)
+            ok = await self.renew_all()
+            await asyncio.sleep(interval if ok else interval * 0.3)
+
+    async def _fence_forever(self) -> None:
+        """Sleep until the earliest local deadline (or a new run), then fence what is overdue."""
+        while True:
             self._changed.clear()
-            if wake > now:
-                try:
-                    await asyncio.wait_for(self._changed.wait(), wake - now)
-                    continue  # a new run: recompute its deadline into the wait
-                except TimeoutError:
-                    pass
+            live = [e.deadline for e in self.in_flight.values() if self._live(e)]
+            wait = min(live) - time.monotonic() if live else None
+            if wait is None or wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), wait)
             self.fence_overdue()
-            if time.monotonic() >= last_renewal + interval:
-                last_renewal = time.monotonic()
-                if not await self.renew_all():
-                    # Failed: try again after a tenth of the lease rather than a third, so a
-                    # passing error leaves several chances before a deadline.
-                    last_renewal -= interval * 0.7
+
+    @staticmethod
+    def _live(entry: InFlight) -> bool:
+        return entry.task is not None and not entry.stopped and not entry.completing
 
     def fence_overdue(self) -> None:
         now = time.monotonic()
         for entry in list(self.in_flight.values()):
-            if (entry.task is not None and not entry.stopped and not entry.completing
-                    and now >= entry.deadline):
+            if self._live(entry) and now >= entry.deadline:
                 log.warning("self-fencing fire %s: its lease could not be renewed in time",
                             entry.claim.id, extra={"fire_id": entry.claim.id,
                                                    "schedule": entry.claim.schedule})
@@ -119,26 +134,35 @@ class LeaseKeeper:
                 entry.task.cancel()
 
     async def renew_all(self) -> bool:
-        """Renew every held lease in one statement; False when the statement failed."""
+        """Renew every held lease in one statement; False when the statement failed or did
+        not answer in time."""
         held = [e for e in self.in_flight.values() if not e.stopped and not e.completing]
         if not held:
             return True
+        if self._renewal is not None and not self._renewal.done():
+            return False  # the previous one is still stuck on its connection
         lease_seconds = self._lease_seconds()
         # The renewal must answer before the earliest deadline, or it is too late anyway.
         budget = max(min(e.deadline for e in held) - time.monotonic(), 0.05)
         sent = time.monotonic()
+        self._renewal = asyncio.create_task(fires.renew(
+            self._pool, [(e.claim.id, e.claim.lease_token) for e in held], self._owner,
+            lease_seconds, self._clock()))
+        done, _ = await asyncio.wait({self._renewal}, timeout=budget)
+        if not done:
+            log.warning("lease renewal did not answer within %.1f s, retrying", budget)
+            return False
         try:
-            renewed = await asyncio.wait_for(fires.renew(
-                self._pool, [(e.claim.id, e.claim.lease_token) for e in held], self._owner,
-                lease_seconds, self._clock()), budget)
+            renewed = self._renewal.result()
         except database.TRANSIENT as error:
             log.warning("lease renewal failed, retrying: %r", error)
             return False
         for entry in held:
             if entry.claim.id in renewed:
                 entry.deadline = sent + lease_seconds * (1 - SAFETY_MARGIN)
-            elif not entry.completing and entry.task is not None and not entry.stopped:
+            elif self._live(entry):
                 self._metrics.fencing_rejections += 1
                 entry.lease_lost = True
                 entry.task.cancel()
+        self._changed.set()
         return True

@@ -128,9 +128,23 @@ run AS (
            lease_token, started_at
     FROM claimed
     RETURNING id AS run_id, fire_id
+),
+superseded AS (
+    -- A rescued fire's previous attempt will never be recorded by its replica (it died, froze
+    -- past its lease, or never learned of its claim): close its run row now. A late
+    -- completion from it finds the row closed and changes nothing.
+    UPDATE runs r
+    SET status = 'rejected', finished_at = (SELECT now FROM clock),
+        error = format('lease expired on attempt %s: the replica stopped renewing it (crashed, '
+                       'frozen or cut off); the fire was taken over by %s', r.attempt, $3)
+    FROM candidates c
+    WHERE c.rescue AND r.fire_id = c.id AND r.status = 'running'
+      AND c.id IN (SELECT id FROM claimed)
+    RETURNING r.id
 )
 SELECT c.id, c.schedule, c.fire_time, c.replica, c.mode, c.function, c.payload, c.attempt,
-       c.lease_token, r.run_id, (SELECT count(*) FROM skipped) AS skipped
+       c.lease_token, r.run_id, (SELECT count(*) FROM skipped) AS skipped,
+       (SELECT count(*) FROM superseded) AS superseded
 FROM claimed c JOIN run r ON r.fire_id = c.id
 ORDER BY c.fire_time, c.id;
 
@@ -278,12 +292,23 @@ RETURNING f.id;
 -- being rescued forever. Row lock + status re-check: a renewal that wins the lock keeps it
 -- alive. Only called when PeekWork saw an expired lease, so an idle replica never runs it.
 -- $1 namespace, $2 cluster, $3 clock.
-UPDATE fires
-SET status = 'failed', finished_at = coalesce($3::timestamptz, now()),
-    error = format('abandoned: lease expired on attempt %s of %s', attempt, max_attempts)
-WHERE namespace = $1 AND cluster = $2 AND status = 'running'
-  AND lease_expires_at <= coalesce($3::timestamptz, now()) AND attempt >= max_attempts
-RETURNING id;
+-- The abandoned attempt's run row is closed with it.
+WITH abandoned AS (
+    UPDATE fires
+    SET status = 'failed', finished_at = coalesce($3::timestamptz, now()),
+        error = format('abandoned: lease expired on attempt %s of %s', attempt, max_attempts)
+    WHERE namespace = $1 AND cluster = $2 AND status = 'running'
+      AND lease_expires_at <= coalesce($3::timestamptz, now()) AND attempt >= max_attempts
+    RETURNING id, error
+),
+closed AS (
+    UPDATE runs r
+    SET status = 'failed', finished_at = coalesce($3::timestamptz, now()), error = a.error
+    FROM abandoned a
+    WHERE r.fire_id = a.id AND r.status = 'running'
+    RETURNING r.id
+)
+SELECT id, (SELECT count(*) FROM closed) AS runs_closed FROM abandoned;
 
 -- name: SweepLateFires
 -- The missed-fire policy, applied to the lanes a planning pass holds locked (so two replicas

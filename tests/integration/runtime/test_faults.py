@@ -35,7 +35,8 @@ def recorder():
 async def _one_fire_due_now(database_url: str, function: dict, lease_seconds: float,
                             **schedule: object) -> None:
     """A single-mode schedule `job` with exactly one fire due now: a yearly cron whose lane
-    starts two years back, and `runOnce` keeps only the latest missed fire."""
+    starts just before this year's fire (1 January), which is late by now and kept by
+    `runOnce`."""
     await harness.migrated(database_url)
     await harness.write_spec(database_url, 1, harness.spec_with(
         [function],
@@ -45,7 +46,7 @@ async def _one_fire_due_now(database_url: str, function: dict, lease_seconds: fl
     await harness.fetch(database_url,
                         "INSERT INTO schedule_lanes (namespace, cluster, schedule, lane, "
                         "planned_until, definition_hash) "
-                        "VALUES ($1, $2, 'job', '', now() - interval '2 years', '')",
+                        "VALUES ($1, $2, 'job', '', date_trunc('year', now()) - interval '1 second', '')",
                         NAMESPACE, CLUSTER)
 
 
@@ -191,7 +192,8 @@ async def test_completion_retried_after_a_lost_commit_reply_counts_the_failure_o
 
 async def test_session_ended_under_a_runs_bookkeeping_leaves_nothing_running_and_scheduling_goes_on(
         database_url, postgres_server, proxy_to, spawn, recorder):
-    """The replica records a run's start (InsertRun); the server commits it, and then the
+    """The replica claims a fire, which records its run's start (ClaimFires); the server
+    commits it, and then the
     session ends (`pg_terminate_backend`, as an administrator, a failover or a pooler does)
     while the network still holds the answer back. When the path heals, the replica gets the
     answer, the server's FATAL error and the close at once, and asyncpg fails the
@@ -200,14 +202,14 @@ async def test_session_ended_under_a_runs_bookkeeping_leaves_nothing_running_and
     is retried or the fire handed back and its run closed; nothing is left `running`, no fire
     completes twice, and the replica keeps scheduling."""
     proxy = proxy_to(postgres_server.port)
-    proxy.hold_reply_after(b"-- name: InsertRun\n")
+    proxy.hold_reply_after(b"-- name: ClaimFires\n")
     await harness.migrated(database_url)
     await harness.write_spec(database_url, 1, harness.spec_with(
         [recorder.function("work")], [harness.schedule("job", "work", payload={"seconds": 0.2})],
         leaseSeconds=10))
     replica = spawn("r0", proxy.url(database_url))
 
-    await _until(proxy.holding.is_set, "the answer to InsertRun is held back", within=60)
+    await _until(proxy.holding.is_set, "the answer to ClaimFires is held back", within=60)
     held = list(proxy.held_ports())  # empty if the replica gave up on it already
     await harness.fetch(database_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                         "WHERE client_port = ANY($1::int[])", held)
