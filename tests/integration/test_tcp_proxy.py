@@ -126,7 +126,7 @@ async def test_held_answer_inside_a_transaction_outlives_the_session(database_ur
         "idle_in_transaction_session_timeout": "1000"})
     admin = await asyncpg.connect(database_url)
     try:
-        proxy.hold_in_transaction_after(b"-- name: Mark")
+        proxy.hold_reply_after(b"-- name: Mark")
         transaction = conn.transaction()
         await transaction.start()
         answers = []
@@ -172,3 +172,27 @@ async def _gone(admin: asyncpg.Connection, pid: int) -> None:
         if not await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
             return
         await asyncio.sleep(0.1)
+
+
+async def test_held_reply_of_a_committed_statement_and_a_terminated_session(database_url, proxy):
+    await _scalar(database_url, "CREATE TABLE t (id int)")
+    conn = await asyncpg.connect(proxy.url(database_url), timeout=30)
+    admin = await asyncpg.connect(database_url)
+    try:
+        proxy.hold_reply_after(b"-- name: Mark")
+        held = asyncio.create_task(conn.fetchval("-- name: Mark\nINSERT INTO t VALUES ($1) RETURNING id", 7))
+        await asyncio.wait_for(asyncio.to_thread(proxy.holding.wait, 30), 40)
+        assert await admin.fetchval("SELECT array_agg(id) FROM t") == [7]  # committed
+        (port,) = proxy.held_ports()
+        pid = await admin.fetchval("SELECT pid FROM pg_stat_activity WHERE client_port = $1", port)
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        await asyncio.wait_for(_gone(admin, pid), 30)
+        assert not held.done()
+        proxy.resume()
+        # The answer arrives with the FATAL error and the close: the connection is unusable.
+        assert await asyncio.wait_for(held, 30) == 7
+        with pytest.raises((*CONNECTION_ERRORS, asyncpg.InternalClientError)):
+            await conn.fetchval("SELECT 1")
+    finally:
+        conn.terminate()
+        await admin.close()

@@ -21,14 +21,14 @@ talking to the real server until the test switches the proxy to another mode:
   Answers to a Flush (asyncpg prepares a statement with Parse, Describe, Flush and waits for
   them before Bind, Execute, Sync) belong to no cycle and are delivered at once; holding them
   would deadlock the client.
-- `hold_in_transaction_after(pattern)`: one shot. Once a client sends a message containing
-  `pattern`, the server's first answer that leaves the transaction open (ReadyForQuery 'T')
-  is held back on that connection, with everything the server sends after it, until
-  `resume()`. The client waits for its answer while the server waits for the client's next
-  statement, inside a transaction: one connection's path is broken at the worst moment. If
-  the server ends the session meanwhile (`idle_in_transaction_session_timeout`), `resume()`
-  delivers the answer, the server's FATAL error and the close together, as a healed network
-  would.
+- `hold_reply_after(pattern)`: one shot. Once a client sends a message containing `pattern`,
+  the answer to it is held back on that connection from its ReadyForQuery on (the first one
+  at or after that message), with everything the server sends after it, until `resume()`:
+  one connection's path breaks just as the server has done the work. The client waits; the
+  server has committed (ReadyForQuery 'I') or waits inside the transaction ('T'). If the
+  session ends meanwhile (`pg_terminate_backend`, a failover, or for 'T' the server's own
+  `idle_in_transaction_session_timeout`), `resume()` delivers the answer, the server's FATAL
+  error and the close together, as a healed network would.
 
 It runs in a thread with its own event loop, so a test that blocks (pg_ctl, a subprocess
 wait) never stalls the proxy by accident, and control calls are plain method calls.
@@ -79,7 +79,8 @@ class _Link:
     armed_after: int | None = None  # the lose-reply rule holds cycles past this number
     held: bytearray = field(default_factory=bytearray)  # the current held cycle
     held_failed: bool = False  # the held cycle holds an ErrorResponse
-    hold_after: int | None = None  # the hold rule holds from a 'T' past this cycle number
+    hold_after: int | None = None  # the hold rule holds from the first ReadyForQuery of
+    # this cycle number or a later one
     holding: bool = False  # the hold rule fired: server bytes go to `backlog`
     backlog: bytearray = field(default_factory=bytearray)
     server_closed: bool = False  # the server closed while holding: close on release
@@ -106,7 +107,7 @@ class TcpProxy:
         self.host = "127.0.0.1"
         self.port = port or ports.free_port()
         self.replies_lost = threading.Event()  # set when `lose_reply_after` has fired
-        self.holding = threading.Event()  # set when `hold_in_transaction_after` has fired
+        self.holding = threading.Event()  # set when `hold_reply_after` has fired
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy",
                                         daemon=True)
@@ -153,11 +154,15 @@ class TcpProxy:
         self.replies_lost.clear()
         self._call(self._set_lose_pattern(pattern))
 
-    def hold_in_transaction_after(self, pattern: bytes) -> None:
+    def hold_reply_after(self, pattern: bytes) -> None:
         if not pattern:
             raise ValueError("an empty pattern would match the first message")
         self.holding.clear()
         self._call(self._set_hold_pattern(pattern))
+
+    def held_ports(self) -> set[int]:
+        """`pg_stat_activity.client_port` of the backends whose answers are held back."""
+        return self._call(self._upstream_ports(holding=True))
 
     def upstream_ports(self) -> set[int]:
         """The local ports of the proxy's server connections: `pg_stat_activity.client_port`
@@ -223,11 +228,11 @@ class TcpProxy:
     async def _set_hold_pattern(self, pattern: bytes) -> None:
         self._hold_pattern = pattern
 
-    async def _upstream_ports(self) -> set[int]:
+    async def _upstream_ports(self, holding: bool = False) -> set[int]:
         found = set()
         for link in self._links:
             name = link.upstream.get_extra_info("sockname")
-            if name and not link.closed:
+            if name and not link.closed and (link.holding or not holding):
                 found.add(name[1])
         return found
 
@@ -364,8 +369,8 @@ class TcpProxy:
             kind = message[:1]
             cycle = link.cycles_answered
             in_cycle = len(link.cycles_executing) > cycle  # else: answers to a Flush
-            if (kind == b"Z" and message[5:6] == b"T" and link.hold_after is not None
-                    and cycle >= link.hold_after and not link.holding):
+            if (kind == b"Z" and link.hold_after is not None and cycle >= link.hold_after
+                    and not link.holding):
                 link.holding = True
                 link.hold_after = None
                 self.holding.set()
