@@ -1,0 +1,239 @@
+"""Real faults between a replica and PostgreSQL, judged by what a function's target saw.
+
+Each test injects one fault for real: PostgreSQL stopped (`pg_ctl stop`), a network that
+goes silent or loses a COMMIT reply (tests/support/tcp_proxy.py), backends terminated by
+the server. Nothing in the runtime is patched. The verdict comes from outside the system:
+the `http` functions call a recorder (tests/support/recorder.py) that notes every execution
+of every fire, and whether it completed or the replica hung up on it. The runtime's own
+tables are checked too, after the fact, for rows left `running`.
+
+Every wait polls with a deadline; no assertion depends on how long something took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+
+import pytest
+
+from tests.integration.runtime import harness
+from tests.integration.runtime.harness import CLUSTER, NAMESPACE, RuntimeProcess
+from tests.support import recorder as recorder_module
+
+LEASE_SECONDS = 3.0
+
+
+@pytest.fixture
+def recorder():
+    started = recorder_module.Recorder().start()
+    yield started
+    started.stop()
+
+
+async def _one_fire_due_now(database_url: str, function: dict, lease_seconds: float,
+                            **schedule: object) -> None:
+    """A single-mode schedule `job` with exactly one fire due now: a yearly cron whose lane
+    starts two years back, and `runOnce` keeps only the latest missed fire."""
+    await harness.migrated(database_url)
+    await harness.write_spec(database_url, 1, harness.spec_with(
+        [function],
+        [harness.schedule("job", function["name"], cron="0 0 1 1 *", missedFirePolicy="runOnce",
+                          missedFireGraceSeconds=0, **schedule)],
+        leaseSeconds=lease_seconds))
+    await harness.fetch(database_url,
+                        "INSERT INTO schedule_lanes (namespace, cluster, schedule, lane, "
+                        "planned_until, definition_hash) "
+                        "VALUES ($1, $2, 'job', '', now() - interval '2 years', '')",
+                        NAMESPACE, CLUSTER)
+
+
+async def _until(condition, what: str, within: float) -> None:
+    """Poll a plain (sync) condition until true; fail naming `what` otherwise."""
+    async def check() -> bool:
+        return bool(condition())
+
+    check.__doc__ = what
+    await harness.wait_for(check, within=within)
+
+
+async def _live_rows(database_url: str) -> list[str]:
+    fires = await harness.fetch(database_url, "SELECT id FROM fires WHERE status = 'running'")
+    runs = await harness.fetch(database_url, "SELECT id, replica FROM runs WHERE status = 'running'")
+    return [f"fire {r['id']}" for r in fires] + [f"run {r['id']} of {r['replica']}" for r in runs]
+
+
+async def _until_no_live_rows(database_url: str, within: float) -> None:
+    async def none_running() -> bool:
+        """no fire and no run is left `running`"""
+        return not await _live_rows(database_url)
+
+    try:
+        await harness.wait_for(none_running, within=within, interval=0.5)
+    except AssertionError as error:
+        raise AssertionError(f"{error}: {await _live_rows(database_url)}") from None
+
+
+def _log_events(process: RuntimeProcess, since: int = 0) -> list[dict]:
+    """The process's JSON log lines after the first `since` characters."""
+    events = []
+    for line in process.log()[since:].splitlines():
+        if line.startswith("{"):
+            events.append(json.loads(line))
+    return events
+
+
+# -- PostgreSQL stopped for longer than the lease --------------------------------------------
+
+
+async def test_postgres_outage_longer_than_the_lease_never_runs_a_fire_twice_at_once(
+        private_postgres, spawn, recorder):
+    """PostgreSQL is stopped (`pg_ctl stop -m fast`) while a run is in flight, for twice the
+    lease, then started again. The replica cannot renew its lease, and once the lease has
+    expired the fire belongs to whoever claims it next: the replica must abort its own run
+    before that (self-fencing: by its own clock, the lease less a margin; the http request is
+    aborted). When PostgreSQL is back, the fire runs again to completion: exactly one
+    completed execution per fire, and never two executions of one fire at the same time."""
+    database_url = private_postgres.url
+    await _one_fire_due_now(database_url, recorder.function("work", timeoutSeconds=120),
+                            LEASE_SECONDS, payload={"seconds": 15})
+    replica = spawn("r0", database_url)
+    await _until(recorder.running, "the run started at the recorder", within=60)
+
+    await asyncio.to_thread(private_postgres.stop)
+    await asyncio.sleep(2 * LEASE_SECONDS + 1)
+    await asyncio.to_thread(private_postgres.start)
+
+    await _until(lambda: recorder.completions() and not recorder.running(),
+                 "an execution completed and none is running", within=120)
+    history = recorder.describe()
+    assert not recorder.overlapping(), (f"two executions of one fire overlapped:\n{history}\n"
+                                        f"--- replica log ---\n{replica.log()[-4000:]}")
+    assert {k: len(recorder.completions(k)) for k in recorder.idempotency_keys()} == {
+        k: 1 for k in recorder.idempotency_keys()}, f"a fire did not complete exactly once:\n{history}"
+    in_flight = recorder.executions()[0]
+    assert in_flight.aborted is not None and not in_flight.completed, (
+        "the execution in flight during the outage ran on past its lease instead of being "
+        f"aborted (self-fenced):\n{history}\n--- replica log ---\n{replica.log()[-4000:]}")
+    await _until_no_live_rows(database_url, within=60)
+
+
+# -- a half-open connection ------------------------------------------------------------------
+
+
+async def test_half_open_connection_self_fences_and_another_replica_completes_the_fire(
+        database_url, postgres_server, proxy_to, spawn, recorder):
+    """Replica `a` reaches PostgreSQL through a proxy that goes silent while a's run is in
+    flight (half-open: every connection stays up, nothing arrives, no error, as in a network
+    partition or a host that vanished). Replica `b` is connected directly. `a` can renew its
+    lease only if its queries time out: it must abort its run before its lease expires, and
+    `b` runs the fire to completion. Exactly one completion, no two executions at once."""
+    proxy = proxy_to(postgres_server.port)
+    recorder.seconds_by_replica["a"] = 60  # b takes the payload's 2 s
+    await _one_fire_due_now(database_url, recorder.function("work", timeoutSeconds=120),
+                            LEASE_SECONDS, payload={"seconds": 2})
+    a = spawn("a", proxy.url(database_url))
+    await _until(recorder.running, "a's run started at the recorder", within=60)
+    proxy.stall()
+    stalled_at = len(a.log())
+    b = spawn("b", database_url)
+
+    await _until(lambda: [e for e in recorder.completions() if e.replica == "b"],
+                 "b completed the fire", within=120)
+    history = recorder.describe()
+    assert not recorder.overlapping(), (
+        f"b ran the fire while a's execution was still running:\n{history}\n"
+        f"--- a's log ---\n{a.log()[-3000:]}")
+    assert [e.replica for e in recorder.completions()] == ["b"], history
+    ran_on_a = [e for e in recorder.executions() if e.replica == "a"]
+    assert [e.aborted is not None for e in ran_on_a] == [True], history
+    # `a` noticed the silence (its queries time out and it says so) instead of hanging.
+    warnings = [e for e in _log_events(a, stalled_at) if e["level"] in ("warning", "error")
+                and e["logger"].startswith("agent_runtime")]
+    assert warnings, f"a logged nothing while its database was unreachable:\n{a.log()[-3000:]}"
+
+    proxy.resume()
+    await _until_no_live_rows(database_url, within=90)
+    assert a.process.poll() is None and b.process.poll() is None
+
+
+# -- a lost COMMIT reply ---------------------------------------------------------------------
+
+
+async def test_completion_retried_after_a_lost_commit_reply_counts_the_failure_once(
+        database_url, postgres_server, proxy_to, spawn, recorder):
+    """The replica completes a failed run (its function answered 500) and the server commits
+    the completion, but the reply never reaches the replica: the proxy swallows it and closes
+    the connection, as a network failure or a failover at that moment would. The replica
+    retries the completion. The retry must find its own committed completion and not count
+    the failure toward `failurePolicy` (`disable` after 2 in a row) a second time."""
+    recorder.script(500, 500, 500)
+    proxy = proxy_to(postgres_server.port)
+    proxy.lose_reply_after(b"-- name: CompleteFire")
+    await _one_fire_due_now(database_url, recorder.function("flaky"), 30.0,
+                            failurePolicy={"action": "disable", "maxConsecutiveFailures": 2})
+    replica = spawn("r0", proxy.url(database_url))
+
+    await _until(proxy.replies_lost.is_set, "the reply to the completion was lost", within=60)
+    await _until_no_live_rows(database_url, within=60)
+    fires = await harness.fetch(database_url, "SELECT status, attempt FROM fires")
+    assert [tuple(f) for f in fires] == [("failed", 1)]
+    assert len(recorder.executions()) == 1, recorder.describe()
+    lane = (await harness.fetch(database_url, "SELECT consecutive_failures, disabled_at, "
+                                "disabled_reason FROM schedule_lanes WHERE schedule = 'job'"))[0]
+    assert (lane["consecutive_failures"], lane["disabled_at"], lane["disabled_reason"]) == (
+        1, None, None), f"one failed fire was counted twice:\n{replica.log()[-3000:]}"
+
+
+# -- a session ended under a run's bookkeeping -----------------------------------------------
+
+
+async def test_session_ended_under_a_runs_bookkeeping_leaves_nothing_running_and_scheduling_goes_on(
+        database_url, postgres_server, proxy_to, spawn, recorder):
+    """The replica records a run's start (InsertRun); the server commits it, and then the
+    session ends (`pg_terminate_backend`, as an administrator, a failover or a pooler does)
+    while the network still holds the answer back. When the path heals, the replica gets the
+    answer, the server's FATAL error and the close at once, and asyncpg fails the
+    connection's next use (the pool's reset when the connection is released) with its
+    client-side InternalClientError. That is a database error like any other: the bookkeeping
+    is retried or the fire handed back and its run closed; nothing is left `running`, no fire
+    completes twice, and the replica keeps scheduling."""
+    proxy = proxy_to(postgres_server.port)
+    proxy.hold_reply_after(b"-- name: InsertRun\n")
+    await harness.migrated(database_url)
+    await harness.write_spec(database_url, 1, harness.spec_with(
+        [recorder.function("work")], [harness.schedule("job", "work", payload={"seconds": 0.2})],
+        leaseSeconds=10))
+    replica = spawn("r0", proxy.url(database_url))
+
+    await _until(proxy.holding.is_set, "the answer to InsertRun is held back", within=60)
+    held = list(proxy.held_ports())  # empty if the replica gave up on it already
+    await harness.fetch(database_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE client_port = ANY($1::int[])", held)
+
+    async def session_ended() -> bool:
+        """the server ended the session whose answer is held back"""
+        return not await harness.fetch(database_url, "SELECT 1 FROM pg_stat_activity "
+                                       "WHERE client_port = ANY($1::int[])", held)
+
+    await harness.wait_for(session_ended, within=60)
+    proxy.resume()
+    resumed = (await harness.fetch(database_url, "SELECT now() AS now"))[0]["now"]
+
+    async def scheduling_goes_on() -> bool:
+        """three fires planned after the fault succeeded"""
+        assert replica.process.poll() is None, f"the replica exited:\n{replica.log()[-5000:]}"
+        rows = await harness.fetch(database_url, "SELECT 1 FROM fires WHERE status = 'succeeded' "
+                                   "AND fire_time > $1", resumed)
+        return len(rows) >= 3
+
+    await harness.wait_for(scheduling_goes_on, within=90)
+    replica.signal(signal.SIGTERM)
+    assert await replica.wait(within=60) == 0, replica.log()[-3000:]
+    live = await _live_rows(database_url)
+    assert not live, f"left running: {live}\n--- replica log ---\n{replica.log()[-5000:]}"
+    history = recorder.describe()
+    assert not recorder.overlapping(), history
+    completed_twice = [k for k in recorder.idempotency_keys() if len(recorder.completions(k)) > 1]
+    assert not completed_twice, f"completed more than once: {completed_twice}\n{history}"
