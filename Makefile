@@ -12,7 +12,7 @@ help:
 	@echo "make dev-up   - start devcluster + PostgreSQL + Redis + operator in the background (.dev/env)"
 	@echo "make dev-down - stop them"
 	@echo "make crds     - regenerate crds/ from agent_api"
-	@echo "make bench    - run the benchmarks"
+	@echo "make bench    - run the benchmarks: bench/RESULTS.md, bench/results/ (BENCH_ARGS=\"--quick\" for a smoke run)"
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -40,5 +40,12 @@ crds: bootstrap
 	$(PY) -m agentclusters crds --output crds/
 	cp crds/*.yaml charts/agent-clusters/crds/
 
-bench: bootstrap binaries
-	$(PY) -m bench.claims
+# The bench extra (pgqueuer, matplotlib) on top of bootstrap's .[dev], reinstalled when
+# pyproject.toml changes; its own stamp, which bootstrap's reinstall does not remove.
+# Arguments pass through: make bench BENCH_ARGS="--quick" or BENCH_ARGS="--only idle".
+BENCH_STAMP = $(VENV)/.bench-installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+
+bench: bootstrap
+	@[[ -f $(BENCH_STAMP) ]] || { $(VENV)/bin/pip install -q -e '.[dev,bench]' \
+		&& rm -f $(VENV)/.bench-installed-* && touch $(BENCH_STAMP); }
+	$(PY) -m bench $(BENCH_ARGS)

@@ -125,19 +125,28 @@ async def renew(conn: Executor, leases: Sequence[tuple[int, int]], owner: str,
     return {row["id"] for row in rows}
 
 
+def complete_args(fire: Claim, status: str, error: str | None, output: str | None,
+                  policy: FailurePolicy, now: dt.datetime | None) -> tuple:
+    """The arguments of one `CompleteFire` (also batched: agent_runtime.completions)."""
+    rejected = (f"completion rejected: lease token {fire.lease_token} is stale; another "
+                f"replica took the fire over (this run's outcome was {status})")
+    return (fire.id, fire.lease_token, fire.owner, status, error, output, fire.run_id,
+            policy.action, policy.max_consecutive_failures, policy.backoff_seconds, rejected,
+            now)
+
+
+def completion_of(row: asyncpg.Record) -> Completion:
+    return Completion(row["verdict"], row["consecutive_failures"], row["disabled_at"],
+                      row["cancelled"])
+
+
 async def complete(conn: Executor, fire: Claim, status: str, error: str | None,
                    output: str | None, policy: FailurePolicy, now: dt.datetime | None,
                    ) -> Completion:
     """Finish the fire, its run and its lane's failure count, fenced by the lease token."""
-    rejected = (f"completion rejected: lease token {fire.lease_token} is stale; another "
-                f"replica took the fire over (this run's outcome was {status})")
-    row = await conn.fetchrow(
-        queries.SQL["CompleteFire"], fire.id, fire.lease_token, fire.owner, status, error,
-        output, fire.run_id, policy.action, policy.max_consecutive_failures,
-        policy.backoff_seconds, rejected, now,
-    )
-    return Completion(row["verdict"], row["consecutive_failures"], row["disabled_at"],
-                      row["cancelled"])
+    row = await conn.fetchrow(queries.SQL["CompleteFire"],
+                              *complete_args(fire, status, error, output, policy, now))
+    return completion_of(row)
 
 
 async def release(conn: Executor, fire: Claim, count_attempt: bool, error: str) -> bool:

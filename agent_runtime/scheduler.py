@@ -26,7 +26,17 @@ from typing import TypeVar
 
 import asyncpg
 
-from agent_runtime import config, database, fires, leases, metrics, planner, runner, spec
+from agent_runtime import (
+    completions,
+    config,
+    database,
+    fires,
+    leases,
+    metrics,
+    planner,
+    runner,
+    spec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +72,7 @@ class Scheduler:
         self.planner = planner.Planner(identity.namespace, identity.cluster, identity.replica)
         self.leases = leases.LeaseKeeper(pool, identity.replica, self._lease_seconds, clock,
                                          counters)
+        self._completions = completions.Batcher(pool)
         self.claiming = True
         self._keeper: asyncio.Task[None] | None = None
 
@@ -242,8 +253,8 @@ class Scheduler:
         claim = entry.claim
         policy = self._policy(claim.schedule)
         error, output = self._runner.recordable(outcome.error, outcome.output)
-        done = await _retrying(f"completing fire {claim.id}", lambda: fires.complete(
-            self._pool, claim, outcome.status, error, output, policy, self._clock()))
+        done = await _retrying(f"completing fire {claim.id}", lambda: self._completions.complete(
+            claim, outcome.status, error, output, policy, self._clock()))
         if done.accepted:
             self._metrics.runs[("schedule", outcome.status)] += 1
             log.info("run %s", outcome.status, extra={**fields, "error": outcome.error})
@@ -291,6 +302,7 @@ class Scheduler:
         if self._keeper is not None:
             self._keeper.cancel()
             await asyncio.gather(self._keeper, return_exceptions=True)
+        await self._completions.close()
 
 
 async def _retrying(what: str, operation: Callable[[], Awaitable[T]], attempts: int = 60) -> T:

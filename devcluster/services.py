@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import resource
 import shutil
 import signal
 import subprocess
@@ -63,6 +64,9 @@ class Postgres:
 
     data_dir: Path
     port: int
+    # Tests and the dev cluster trade crash safety for speed; benchmarks must not, or every
+    # commit would skip the WAL flush that dominates a real server's cost per transaction.
+    durable: bool = False
 
     @property
     def url(self) -> str:
@@ -92,12 +96,13 @@ class Postgres:
         log = self.data_dir / "postgres.log"
         log.touch()
         _chown_to_postgres(log)
+        durability = "on" if self.durable else "off"
         subprocess.run(
             [*_as_postgres_user(), _postgres_bin("pg_ctl"), "-D", str(pgdata), "-l", str(log),
              "-w", "-t", "60", "start", "-o",
              f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir} "
-             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-             "-c max_connections=300"],
+             f"-c fsync={durability} -c synchronous_commit={durability} "
+             f"-c full_page_writes={durability} -c max_connections=300"],
             check=True, stdout=subprocess.DEVNULL,
         )
         ports.wait_until(lambda: ports.port_open(self.port), timeout=30, what="PostgreSQL")
@@ -185,6 +190,7 @@ class PgBouncer:
         result = subprocess.run(
             [*_as_postgres_user(), binary, "-d", str(config)],
             check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_raise_open_files_limit,
         )
         if result.returncode != 0:
             raise RuntimeError(f"pgbouncer failed to start: {result.stderr.strip()}")
@@ -196,6 +202,13 @@ class PgBouncer:
 
     def stop(self) -> None:
         _stop_by_pid_file(self.pid_file)
+
+
+def _raise_open_files_limit() -> None:
+    """Two sockets per client and per server connection: 1,024 descriptors (the usual soft
+    limit) would cap PgBouncer near 500 clients, below `max_client_conn`."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @dataclass
