@@ -95,10 +95,12 @@ class Runner:
     async def execute(self, function_name: str, *, trigger: str, schedule: str | None,
                       fire_time: dt.datetime | None, attempt: int, idempotency_key: str,
                       payload: dict[str, Any], run_id: int | None = None,
-                      fence: tuple[int, int] | None = None) -> Outcome:
+                      fence: tuple[int, int] | None = None,
+                      state: dict[str, Any] | None = None) -> Outcome:
         """Run the function under the spec's run timeout; never raises for function errors.
 
-        `fence` (fire id, lease token) makes the run's state writes conditional on its lease.
+        `fence` (fire id, lease token) makes the run's state writes conditional on its lease;
+        `state` is the replica's state already read for it (else it is read here).
         """
         current = self._watcher.current
         function = current.functions.get(function_name) if current else None
@@ -110,7 +112,7 @@ class Runner:
                 replica=self._identity.replica, function=function_name, trigger=trigger,
                 schedule=schedule, fire_time=fire_time.isoformat() if fire_time else None,
                 attempt=attempt, idempotency_key=idempotency_key, payload=payload,
-                state=await self.state_store().items(),
+                state=state if state is not None else await self.state_store().items(),
             )
             if function.prompt is not None:
                 looped = await asyncio.wait_for(

@@ -193,8 +193,14 @@ class Scheduler:
             sent = time.monotonic()
             claims = await fires.claim(self._pool, i.namespace, i.cluster, i.replica, want,
                                        list(self.in_flight), lease_seconds, self._clock())
+            # The runs of one claim see one snapshot of the replica's state, read once (each
+            # reads its own if that fails: the claimed fires must start whatever happens).
+            state = None
+            if len(claims) > 1:
+                with contextlib.suppress(*DB_ERRORS):
+                    state = await self._runner.state_store().items()
             for claim in claims:
-                self._start(claim, sent, lease_seconds)
+                self._start(claim, sent, lease_seconds, state)
             claimed_any = claimed_any or bool(claims)
             if len(claims) < want:
                 break
@@ -202,7 +208,8 @@ class Scheduler:
 
     # -- one run ----------------------------------------------------------------------------
 
-    def _start(self, claim: fires.Claim, sent: float, lease_seconds: float) -> None:
+    def _start(self, claim: fires.Claim, sent: float, lease_seconds: float,
+               state: dict | None = None) -> None:
         if claim.id in self.in_flight:  # ClaimFires excludes our own fires; never run twice
             log.error("claimed fire %s that this replica is still running; not starting it "
                       "again", claim.id)
@@ -210,9 +217,9 @@ class Scheduler:
         self._metrics.claims += 1
         entry = self.leases.hold(claim, sent, lease_seconds)
         self._metrics.in_flight += 1
-        entry.task = asyncio.create_task(self._execute(entry), name=f"fire-{claim.id}")
+        entry.task = asyncio.create_task(self._execute(entry, state), name=f"fire-{claim.id}")
 
-    async def _execute(self, entry: leases.InFlight) -> None:
+    async def _execute(self, entry: leases.InFlight, state: dict | None = None) -> None:
         claim = entry.claim
         fields = {"schedule": claim.schedule, "fire_time": claim.fire_time.isoformat(),
                   "fire_id": claim.id, "attempt": claim.attempt, "lease_token": claim.lease_token}
@@ -224,6 +231,7 @@ class Scheduler:
                     fire_time=claim.fire_time, attempt=claim.attempt,
                     idempotency_key=claim.idempotency_key, payload=claim.payload,
                     run_id=claim.run_id, fence=(claim.id, claim.lease_token),
+                    state=None if state is None else dict(state),
                 )
             except asyncio.CancelledError:
                 if not entry.stopped:
