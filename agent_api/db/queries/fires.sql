@@ -168,6 +168,7 @@ RETURNING f.id;
 -- One statement finishes the fire, its run row and the lane's failure bookkeeping.
 -- Fenced like RenewLeases: a late completion from a replica whose lease was taken over names
 -- a stale token and updates no fire and no lane; its run row is recorded 'rejected'.
+-- The run row is closed only by the replica and token it belongs to.
 -- Idempotent for its own token: a retry after a commit whose reply was lost finds the fire
 -- already finished with this outcome under this token ('already'): the lane was counted by
 -- the first, committed attempt and is not counted again, and the run row is left as it is.
@@ -239,7 +240,8 @@ run AS (
         error = CASE WHEN v.verdict = 'rejected' THEN $11 ELSE $5 END,
         output = $6::jsonb, finished_at = coalesce($12::timestamptz, now())
     FROM verdict v
-    WHERE runs.id = $7 AND runs.status = 'running'
+    WHERE runs.id = $7 AND runs.status = 'running' AND runs.replica = $3
+      AND runs.lease_token = $2
     RETURNING runs.id
 )
 SELECT v.verdict, (SELECT count(*) FROM run) AS run_closed,
@@ -267,7 +269,7 @@ run AS (
     UPDATE runs
     SET status = CASE WHEN EXISTS (SELECT 1 FROM released) THEN 'released' ELSE 'rejected' END,
         error = $6, finished_at = now()
-    WHERE id = $5 AND status = 'running'
+    WHERE id = $5 AND status = 'running' AND replica = $3 AND lease_token = $2
     RETURNING id
 )
 SELECT (SELECT count(*) FROM released) AS released, (SELECT count(*) FROM run) AS run_closed,

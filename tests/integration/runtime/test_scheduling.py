@@ -7,6 +7,7 @@ missed fires are reached by advancing it, not by waiting.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import itertools
 from collections import Counter
@@ -141,6 +142,9 @@ async def test_stale_token_renewal_and_completion_are_rejected_and_own_retry_is_
         stale_renewed = await fires.renew(pool, [(old.id, old.lease_token)], "a", 2, clock())
         wrong_owner = await fires.renew(pool, [(new.id, new.lease_token)], "a", 2, clock())
         stale = await fires.complete(pool, old, "succeeded", None, None, policy, clock())
+        # The live token from the wrong replica is no completion either.
+        impostor = await fires.complete(pool, dataclasses.replace(new, owner="a"), "succeeded",
+                                        None, None, policy, clock())
         live = await fires.complete(pool, new, "succeeded", None, None, policy, clock())
         # A retry after a lost reply: the same token, the same outcome, already committed.
         retried = await fires.complete(pool, new, "succeeded", None, None, policy, clock())
@@ -154,8 +158,9 @@ async def test_stale_token_renewal_and_completion_are_rejected_and_own_retry_is_
         await _close([replica])
     assert new.id == old.id and new.lease_token != old.lease_token
     assert stale_renewed == set() and wrong_owner == set()
-    assert [c.verdict for c in (stale, live, retried, stale_after_finish, other_outcome)] == [
-        "rejected", "accepted", "already", "rejected", "rejected"]
+    assert [c.verdict for c in (stale, impostor, live, retried, stale_after_finish,
+                                other_outcome)] == [
+        "rejected", "rejected", "accepted", "already", "rejected", "rejected"]
     assert status == "succeeded"
     assert [tuple(r) for r in run_rows] == [("a", "rejected"), ("b", "succeeded")]
 
