@@ -83,7 +83,13 @@ class Completion:
     verdict: str  # 'accepted' | 'already' (a retry of a committed completion) | 'rejected'
     consecutive_failures: int | None
     disabled_at: dt.datetime | None
-    cancelled: int  # planned fires the failure policy ruled out
+    backoff_until: dt.datetime | None
+
+    @property
+    def rules_out_fires(self) -> bool:
+        """The failure policy now disables the lane or backs it off (CancelRuledOutFires)."""
+        return self.verdict == "accepted" and (self.disabled_at is not None
+                                               or self.backoff_until is not None)
 
     @property
     def accepted(self) -> bool:
@@ -137,7 +143,7 @@ def complete_args(fire: Claim, status: str, error: str | None, output: str | Non
 
 def completion_of(row: asyncpg.Record) -> Completion:
     return Completion(row["verdict"], row["consecutive_failures"], row["disabled_at"],
-                      row["cancelled"])
+                      row["backoff_until"])
 
 
 async def complete(conn: Executor, fire: Claim, status: str, error: str | None,
@@ -147,6 +153,14 @@ async def complete(conn: Executor, fire: Claim, status: str, error: str | None,
     row = await conn.fetchrow(queries.SQL["CompleteFire"],
                               *complete_args(fire, status, error, output, policy, now))
     return completion_of(row)
+
+
+async def cancel_ruled_out(conn: Executor, namespace: str, cluster: str, fire: Claim,
+                           done: Completion, now: dt.datetime | None) -> int:
+    rows = await conn.fetch(queries.SQL["CancelRuledOutFires"], namespace, cluster,
+                            fire.schedule, fire.lane, done.disabled_at is not None,
+                            done.backoff_until, now)
+    return len(rows)
 
 
 async def release(conn: Executor, fire: Claim, count_attempt: bool, error: str) -> bool:

@@ -263,6 +263,11 @@ class Scheduler:
         error, output = self._runner.recordable(outcome.error, outcome.output)
         done = await _retrying(f"completing fire {claim.id}", lambda: self._completions.complete(
             claim, outcome.status, error, output, policy, self._clock()))
+        if done.rules_out_fires:
+            i = self._identity
+            await _retrying(f"cancelling the fires the failure policy rules out after {claim.id}",
+                            lambda: fires.cancel_ruled_out(self._pool, i.namespace, i.cluster,
+                                                           claim, done, self._clock()))
         if done.accepted:
             self._metrics.runs[("schedule", outcome.status)] += 1
             log.info("run %s", outcome.status, extra={**fields, "error": outcome.error})

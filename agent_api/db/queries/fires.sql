@@ -212,22 +212,7 @@ lane AS (
     FROM done
     WHERE l.namespace = done.namespace AND l.cluster = done.cluster
       AND l.schedule = done.schedule AND l.lane = done.replica
-    RETURNING l.namespace, l.cluster, l.schedule, l.lane, l.consecutive_failures,
-              l.disabled_at, l.backoff_until
-),
-ruled_out AS (
-    -- Fires planned ahead that the failure policy now rules out: all of a disabled lane's,
-    -- and a backing-off lane's inside the window.
-    UPDATE fires f
-    SET status = 'cancelled', finished_at = coalesce($12::timestamptz, now()),
-        error = CASE WHEN lane.disabled_at IS NOT NULL
-                     THEN 'cancelled: the schedule was disabled by its failurePolicy'
-                     ELSE 'cancelled: inside the failurePolicy backoff window' END
-    FROM lane
-    WHERE f.namespace = lane.namespace AND f.cluster = lane.cluster
-      AND f.schedule = lane.schedule AND f.replica = lane.lane AND f.status = 'available'
-      AND (lane.disabled_at IS NOT NULL OR f.fire_time < lane.backoff_until)
-    RETURNING f.id
+    RETURNING l.consecutive_failures, l.disabled_at, l.backoff_until
 ),
 verdict AS (
     SELECT CASE WHEN EXISTS (SELECT 1 FROM done) THEN 'accepted'
@@ -245,10 +230,25 @@ run AS (
     RETURNING runs.id
 )
 SELECT v.verdict, (SELECT count(*) FROM run) AS run_closed,
-       (SELECT count(*) FROM ruled_out) AS cancelled,
        (SELECT consecutive_failures FROM lane) AS consecutive_failures,
-       (SELECT disabled_at FROM lane) AS disabled_at
+       (SELECT disabled_at FROM lane) AS disabled_at,
+       (SELECT backoff_until FROM lane) AS backoff_until
 FROM verdict v;
+
+-- name: CancelRuledOutFires
+-- After a completion disabled a lane or started a backoff (CompleteFire returned it): the
+-- fires planned ahead that the failure policy now rules out are cancelled, all of a disabled
+-- lane's and a backing-off lane's inside the window. A separate statement, run only then,
+-- so that the common completion never looks at other fires. Row lock + status re-check: a
+-- fire claimed meanwhile is left to finish.
+-- $1 namespace, $2 cluster, $3 schedule, $4 lane, $5 disabled, $6 backoff until, $7 clock.
+UPDATE fires
+SET status = 'cancelled', finished_at = coalesce($7::timestamptz, now()),
+    error = CASE WHEN $5 THEN 'cancelled: the schedule was disabled by its failurePolicy'
+                 ELSE 'cancelled: inside the failurePolicy backoff window' END
+WHERE namespace = $1 AND cluster = $2 AND schedule = $3 AND replica = $4
+  AND status = 'available' AND ($5 OR fire_time < $6)
+RETURNING id;
 
 -- name: ReleaseFire
 -- Fenced: hand an unfinished fire back at once (shutdown, or a run that cancelled itself
