@@ -35,6 +35,11 @@ class _Pending:
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class Batcher:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -46,6 +51,8 @@ class Batcher:
                        now: object) -> fires.Completion:
         """Like `fires.complete`, sharing a commit with completions that arrive meanwhile."""
         pending = _Pending(fires.complete_args(fire, status, error, output, policy, now))
+        # Its waiter may be gone (cancelled) by the time the batch fails: mark it seen.
+        pending.done.add_done_callback(_retrieve)
         self._queue.append(pending)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="complete-fires")

@@ -148,6 +148,9 @@ class LeaseKeeper:
         self._renewal = asyncio.create_task(fires.renew(
             self._pool, [(e.claim.id, e.claim.lease_token) for e in held], self._owner,
             lease_seconds, self._clock()))
+        # Left behind when it does not answer in time: its late error is expected, not news.
+        self._renewal.add_done_callback(
+            lambda task: task.cancelled() or task.exception())
         done, _ = await asyncio.wait({self._renewal}, timeout=budget)
         if not done:
             log.warning("lease renewal did not answer within %.1f s, retrying", budget)

@@ -73,6 +73,10 @@ class Planner:
     known: bool = False  # `lanes` reflects the table (read at least once)
     _next_fire: dict[tuple[str, str, dt.datetime], dt.datetime | None] = field(
         default_factory=dict)
+    _version: int = 0  # bumped whenever `lanes` changes
+    _cached_for: list[spec.ScheduleSpec] | None = None  # held, so its identity is stable
+    _cached_version: int = -1
+    _cached_next: dt.datetime | None = None
 
     # -- what needs doing, from memory ------------------------------------------------------
 
@@ -105,11 +109,19 @@ class Planner:
         return max(nxt - self.horizon, state.planned_until - self.horizon / 2)
 
     def next_planning_at(self, schedules: list[spec.ScheduleSpec]) -> dt.datetime | None:
-        times = [t for s in schedules if (t := self.planning_due_at(s)) is not None]
-        return min(times, default=None)
+        # Cached until the lanes or the schedules change: with thousands of schedules, a
+        # scan per pass would cost more CPU than the passes themselves.
+        if self._cached_for is not schedules or self._cached_version != self._version:
+            times = [t for s in schedules if (t := self.planning_due_at(s)) is not None]
+            self._cached_next = min(times, default=None)
+            self._cached_for, self._cached_version = schedules, self._version
+        return self._cached_next
 
     def needing_plan(self, schedules: list[spec.ScheduleSpec],
                      now: dt.datetime) -> list[spec.ScheduleSpec]:
+        first = self.next_planning_at(schedules)
+        if first is None or first > now:
+            return []
         return [s for s in schedules
                 if (t := self.planning_due_at(s)) is not None and t <= now]
 
@@ -121,6 +133,7 @@ class Planner:
                                 self.replica, clock)
         self.lanes = {(r["schedule"], r["lane"]): _state(r) for r in rows}
         self.known = True
+        self._version += 1
 
     async def plan(self, pool: asyncpg.Pool, schedules: list[spec.ScheduleSpec],
                    limits: spec.Limits, now: dt.datetime, judge_late: bool) -> PassResult:
@@ -184,6 +197,7 @@ class Planner:
             result.lanes_planned = len(locked)
         self.lanes.update(locked)
         self.lanes.update(advanced)
+        self._version += 1
         return result
 
     def _fire_times(self, schedule: spec.ScheduleSpec, after: dt.datetime,

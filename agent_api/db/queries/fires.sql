@@ -212,6 +212,9 @@ lane AS (
     FROM done
     WHERE l.namespace = done.namespace AND l.cluster = done.cluster
       AND l.schedule = done.schedule AND l.lane = done.replica
+      -- A success on a healthy lane changes nothing: leave the row (and its lock) alone, so
+      -- the completions of one busy schedule do not queue behind each other on it.
+      AND ($4 <> 'succeeded' OR l.consecutive_failures <> 0 OR l.backoff_until IS NOT NULL)
     RETURNING l.consecutive_failures, l.disabled_at, l.backoff_until
 ),
 verdict AS (
