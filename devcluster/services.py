@@ -188,9 +188,8 @@ class PgBouncer:
         for path in (auth_file, config):
             _chown_to_postgres(path)
         result = subprocess.run(
-            [*_as_postgres_user(), binary, "-d", str(config)],
+            [binary, "-d", str(config)], preexec_fn=_pgbouncer_process_setup,
             check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            preexec_fn=_raise_open_files_limit,
         )
         if result.returncode != 0:
             raise RuntimeError(f"pgbouncer failed to start: {result.stderr.strip()}")
@@ -204,11 +203,19 @@ class PgBouncer:
         _stop_by_pid_file(self.pid_file)
 
 
-def _raise_open_files_limit() -> None:
-    """Two sockets per client and per server connection: 1,024 descriptors (the usual soft
-    limit) would cap PgBouncer near 500 clients, below `max_client_conn`."""
+def _pgbouncer_process_setup() -> None:
+    """In the child, before PgBouncer starts: allow as many descriptors as the hard limit
+    (two sockets per client and per server connection: the usual 1,024 would cap it near 500
+    clients, below `max_client_conn`), then, when we are root, become `postgres` (PgBouncer
+    refuses to run as root). Done here rather than with `runuser`, whose PAM session resets
+    the limit."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam("postgres")
+        os.setgroups([])
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
 
 
 @dataclass
