@@ -136,8 +136,11 @@ class ConfigWatcher:
                     self.fires_changed.set()
                 await self.load()
                 retry_seconds = 0.0
-            except database.TRANSIENT as error:
-                log.warning("config reload failed, will retry: %r", error)
+            except Exception as error:  # the watcher must never die: no change would apply
+                if isinstance(error, database.TRANSIENT):
+                    log.warning("config reload failed, will retry: %r", error)
+                else:
+                    log.exception("config reload failed unexpectedly, will retry")
                 if listener is not None and not listener.is_closed():
                     listener.terminate()
                 listener = None

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import asyncpg
 
 from agent_api.db import queries
+from agent_runtime import database
 
 log = logging.getLogger(__name__)
 BATCH = 5000
@@ -48,5 +49,5 @@ async def run(pool: asyncpg.Pool, retention_seconds: Callable[[], float], stop: 
             if fires_deleted or runs_deleted:
                 log.info("retention sweep", extra={"fires_deleted": fires_deleted,
                                                    "runs_deleted": runs_deleted})
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            log.warning("retention sweep failed, will retry: %s", error)
+        except database.TRANSIENT as error:
+            log.warning("retention sweep failed, will retry: %r", error)
