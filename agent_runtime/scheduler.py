@@ -292,8 +292,7 @@ class Scheduler:
 
     def _policy(self, schedule_name: str) -> fires.FailurePolicy:
         current = self._watcher.current
-        schedule = next((s for s in current.schedules if s.name == schedule_name), None) \
-            if current else None
+        schedule = current.schedule(schedule_name) if current else None
         if schedule is None:  # removed meanwhile: count only
             return fires.FailurePolicy("continue", 1, 1.0)
         p = schedule.failure_policy

@@ -147,6 +147,14 @@ class RuntimeSpec:
     channels: dict[str, Channel] = field(default_factory=dict)
     mcp_servers: list[McpServer] = field(default_factory=list)
 
+    def schedule(self, name: str) -> ScheduleSpec | None:
+        """By name, in constant time (asked once per completed fire)."""
+        return self._schedules_by_name.get(name)
+
+    @functools.cached_property
+    def _schedules_by_name(self) -> dict[str, ScheduleSpec]:
+        return {s.name: s for s in self.schedules}
+
 
 def parse(generation: int, raw: dict[str, Any]) -> RuntimeSpec:
     """Parse the stored spec; a whole-spec error raises, per-item errors are collected."""
