@@ -184,10 +184,13 @@ def lateness(variants: Variants) -> tuple[str, list[Path]]:
         f"(median over rounds). Of the fires that ran, half started within "
         f"{_number(m['p50_seconds'], 2)} s of their second and 99% within "
         f"{_number(m['p99_seconds'], 2)} s; the last after {_number(m['max_seconds'], 2)} s "
-        "(medians over the rounds in which any fire ran). A fire whose lane is planned "
-        f"more than the grace ({p['missed_fire_grace_seconds']} s) after its time is dropped "
-        "under `skip` and has no row; one planned in time but claimed late still runs and counts "
-        "in the tail." + _lateness_against_before(variants))
+        "(medians over the rounds in which any fire ran). A fire not started within the grace "
+        f"({p['missed_fire_grace_seconds']} s) of its time is missed under `skip`: the old "
+        "scheduler dropped it without a row (\"never planned\"); the new one plans ahead and "
+        "records it as a `missed` fire and run. The fires here are all due in one second, so "
+        "their lateness is the time one Python process (the benchmark runs the 5 replicas in "
+        "one event loop) takes to start 10,000 runs: a queue, not a delay per fire; the goal "
+        "(p99 < 1 s) is not met." + _lateness_against_before(variants))
     return "\n\n".join(parts) + "\n\n![lateness](results/lateness.png)", [_lateness_plot(variants)]
 
 
