@@ -32,6 +32,9 @@ from agent_runtime import spec
 PLAN_AHEAD_SECONDS = 10.0
 MAX_FIRES_PER_LANE = 1000
 MAX_COUNTED = 100_000  # a summary counts at most this many earlier missed fires
+# Next fire times remembered per (schedule, definition, planned_until): croniter is the
+# planner's main CPU cost, and a cluster may hold thousands of schedules.
+NEXT_FIRE_CACHE_SIZE = 200_000
 _FAR = dt.timedelta(days=400)  # looking further ahead than a year finds any cron's next fire
 
 
@@ -83,7 +86,7 @@ class Planner:
     def next_fire_after(self, schedule: spec.ScheduleSpec, after: dt.datetime) -> dt.datetime | None:
         key = (schedule.name, schedule.definition_hash(), after)
         if key not in self._next_fire:
-            if len(self._next_fire) > 10_000:
+            if len(self._next_fire) > NEXT_FIRE_CACHE_SIZE:
                 self._next_fire.clear()
             found = cron.fire_times(schedule.cron, schedule.timezone, after, after + _FAR, 1)
             self._next_fire[key] = found[0] if found else None

@@ -44,7 +44,7 @@ Clock = Callable[[], dt.datetime | None]
 T = TypeVar("T")
 DB_ERRORS = database.TRANSIENT
 CLAIM_BATCH = 32  # fires claimed in one statement at most
-DEFAULT_POLL_SECONDS = 5.0
+BUSY_LANES_SECONDS = 1.0  # how soon to look again at lanes another replica was planning
 
 
 def database_clock() -> dt.datetime | None:
@@ -130,7 +130,9 @@ class Scheduler:
             result = await self.planner.plan(
                 self._pool, current.schedules if peek.late else due, current.limits, now,
                 judge_late=peek.late)
-            # A lane another replica is planning right now: look again shortly, not at once.
+            # A lane another replica is planning right now: look again in a while, not at
+            # once (its pass inserts the fires; re-reading thousands of lanes meanwhile
+            # would only cost CPU).
             busy_lanes = result.lanes_busy > 0
             self._metrics.missed += result.missed
             if result.missed:
@@ -141,10 +143,10 @@ class Scheduler:
                                     list(self.in_flight), self._clock())
         if peek.expired:
             await fires.fail_abandoned(self._pool, i.namespace, i.cluster, self._clock())
-        starved = busy_lanes
+        starved = False
         if self.claiming and peek.claimable and self.room(current) > 0:
-            starved = not await self._claim(current) or starved
-        return self._sleep_seconds(current, peek, starved)
+            starved = not await self._claim(current)
+        return self._sleep_seconds(current, peek, starved, busy_lanes)
 
     def room(self, current: spec.RuntimeSpec) -> int:
         return current.limits.max_concurrent_runs - self.busy()
@@ -156,8 +158,11 @@ class Scheduler:
         self._wake.set()
 
     def _sleep_seconds(self, current: spec.RuntimeSpec, peek: fires.Peek,
-                       starved: bool) -> float:
-        wake_at = [peek.next_late, self.planner.next_planning_at(current.schedules)]
+                       starved: bool, busy_lanes: bool = False) -> float:
+        planning = self.planner.next_planning_at(current.schedules)
+        if busy_lanes and planning is not None:
+            planning = max(planning, peek.now + dt.timedelta(seconds=BUSY_LANES_SECONDS))
+        wake_at = [peek.next_late, planning]
         if self.room(current) > 0:  # at capacity, a finishing run wakes us instead
             wake_at += [peek.next_due, peek.next_expiry]
         delays = [(t - peek.now).total_seconds() for t in wake_at if t is not None]
