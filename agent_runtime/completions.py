@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
@@ -48,7 +49,7 @@ class Batcher:
 
     async def complete(self, fire: fires.Claim, status: str, error: str | None,
                        output: str | None, policy: fires.FailurePolicy,
-                       now: object) -> fires.Completion:
+                       now: dt.datetime | None) -> fires.Completion:
         """Like `fires.complete`, sharing a commit with completions that arrive meanwhile."""
         pending = _Pending(fires.complete_args(fire, status, error, output, policy, now))
         # Its waiter may be gone (cancelled) by the time the batch fails: mark it seen.

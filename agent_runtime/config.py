@@ -51,7 +51,7 @@ class Identity:
         if missing:
             raise ValueError(f"missing required environment variables: {', '.join(missing)}")
         pooling = env.get("AGENT_DATABASE_POOLING", "session")
-        if pooling not in ("session", "transaction"):
+        if pooling not in database.POOLING_MODES:
             raise ValueError(
                 f"AGENT_DATABASE_POOLING={pooling!r} is not a pooling mode: use 'session' (a "
                 "direct connection or a session-mode pooler) or 'transaction' (PgBouncer in "

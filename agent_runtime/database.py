@@ -41,8 +41,7 @@ async def _no_reset(_conn: asyncpg.Connection) -> None:
 
 
 def connect_kwargs(pooling: str) -> dict:
-    if pooling not in POOLING_MODES:
-        raise ValueError(f"AGENT_DATABASE_POOLING must be one of {POOLING_MODES}, not {pooling!r}")
+    """asyncpg's connection arguments for a pooling mode (validated by config.Identity)."""
     kwargs: dict = {"timeout": CONNECT_TIMEOUT_SECONDS,
                     "command_timeout": STATEMENT_TIMEOUT_SECONDS}
     if pooling == "transaction":

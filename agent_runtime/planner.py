@@ -57,10 +57,7 @@ class LaneState:
 
 @dataclass
 class PassResult:
-    inserted: int = 0
-    kept_late: int = 0
     missed: int = 0
-    lanes_planned: int = 0
     lanes_busy: int = 0  # locked by another replica's pass
 
 
@@ -184,7 +181,6 @@ class Planner:
             if batch.times:
                 await conn.execute(queries.SQL["InsertFires"], self.namespace, self.cluster,
                                    *batch.columns())
-                result.inserted = len(batch.times)
             if advanced:
                 keys = list(advanced)
                 await conn.execute(queries.SQL["AdvanceLanes"], self.namespace, self.cluster,
@@ -196,8 +192,7 @@ class Planner:
                 row = await conn.fetchrow(queries.SQL["SweepLateFires"], self.namespace,
                                           self.cluster, [s for s, _ in keys],
                                           [lane for _, lane in keys], self.replica, now)
-                result.kept_late, result.missed = row["kept"], result.missed + row["missed"]
-            result.lanes_planned = len(locked)
+                result.missed += row["missed"]
         self.lanes.update(locked)
         self.lanes.update(advanced)
         self._version += 1

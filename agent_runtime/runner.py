@@ -70,14 +70,12 @@ class Runner:
             fence=fence,
         )
 
-    async def start_run(self, *, function: str, trigger: str, schedule: str | None,
-                        fire_time: dt.datetime | None, attempt: int, fire_id: int | None,
-                        lease_token: int | None) -> int:
+    async def start_run(self, function: str, trigger: str) -> int:
+        """Record a run not tied to a fire (webhook, manual, chat); ClaimFires records the
+        scheduled ones."""
         i = self._identity
-        return await self._pool.fetchval(
-            queries.SQL["InsertRun"], i.namespace, i.cluster, i.replica, fire_id, trigger,
-            schedule, fire_time, function, attempt, lease_token,
-        )
+        return await self._pool.fetchval(queries.SQL["InsertRun"], i.namespace, i.cluster,
+                                         i.replica, trigger, function)
 
     async def finish_run(self, run_id: int, trigger: str, status: str, error: str | None,
                          output: dict[str, Any] | None) -> None:
@@ -147,9 +145,7 @@ class Runner:
         self.manual_in_flight += 1
         self._metrics.in_flight += 1
         try:
-            run_id = await self.start_run(function=function_name, trigger=trigger, schedule=None,
-                                          fire_time=None, attempt=1, fire_id=None,
-                                          lease_token=None)
+            run_id = await self.start_run(function_name, trigger)
         except BaseException:
             self.manual_in_flight -= 1
             self._metrics.in_flight -= 1
@@ -195,9 +191,7 @@ class Runner:
         self.manual_in_flight += 1
         self._metrics.in_flight += 1
         try:
-            run_id = await self.start_run(function="chat", trigger="chat", schedule=None,
-                                          fire_time=None, attempt=1, fire_id=None,
-                                          lease_token=None)
+            run_id = await self.start_run("chat", "chat")
             try:
                 result = await asyncio.wait_for(
                     self.ai.chat(current, message, conversation_id, self.state_store(), run_id),

@@ -143,8 +143,7 @@ superseded AS (
     RETURNING r.id
 )
 SELECT c.id, c.schedule, c.fire_time, c.replica, c.mode, c.function, c.payload, c.attempt,
-       c.lease_token, r.run_id, (SELECT count(*) FROM skipped) AS skipped,
-       (SELECT count(*) FROM superseded) AS superseded
+       c.lease_token, r.run_id
 FROM claimed c JOIN run r ON r.fire_id = c.id
 ORDER BY c.fire_time, c.id;
 
@@ -232,7 +231,7 @@ run AS (
       AND runs.lease_token = $2
     RETURNING runs.id
 )
-SELECT v.verdict, (SELECT count(*) FROM run) AS run_closed,
+SELECT v.verdict,
        (SELECT consecutive_failures FROM lane) AS consecutive_failures,
        (SELECT disabled_at FROM lane) AS disabled_at,
        (SELECT backoff_until FROM lane) AS backoff_until
@@ -275,7 +274,7 @@ run AS (
     WHERE id = $5 AND status = 'running' AND replica = $3 AND lease_token = $2
     RETURNING id
 )
-SELECT (SELECT count(*) FROM released) AS released, (SELECT count(*) FROM run) AS run_closed,
+SELECT (SELECT count(*) FROM released) AS released,
        (SELECT count(pg_notify('agent_fires', namespace || '/' || cluster)) FROM released)
            AS notified;
 
@@ -313,7 +312,7 @@ closed AS (
     WHERE r.fire_id = a.id AND r.status = 'running'
     RETURNING r.id
 )
-SELECT id, (SELECT count(*) FROM closed) AS runs_closed FROM abandoned;
+SELECT id FROM abandoned;
 
 -- name: SweepLateFires
 -- The missed-fire policy, applied to the lanes a planning pass holds locked (so two replicas
