@@ -16,6 +16,12 @@ Layout (all keys under the `agentclusters:` prefix):
 - `agentclusters:replicas:{namespace}:{cluster}` — a set of replica names that registered.
   It may name replicas whose hash has expired: readers treat a replica as live only when its
   hash exists. The runtime removes itself from the set when it deregisters.
+- `agentclusters:delivery:{namespace}:{cluster}:{delivery_id}` — a webhook delivery id seen
+  within the signature tolerance window (SET NX with an expiry): a replay is refused.
+
+Every key names its namespace right after its kind, so a namespace's Redis ACL user is
+confined to exactly `namespace_patterns(namespace)` (a namespace is a DNS label: no `:`, no
+glob characters, so one namespace's patterns never match another's keys).
 """
 
 from __future__ import annotations
@@ -31,3 +37,15 @@ def replica_key(namespace: str, cluster: str, replica: str) -> str:
 
 def replicas_set_key(namespace: str, cluster: str) -> str:
     return f"{PREFIX}:replicas:{namespace}:{cluster}"
+
+
+def delivery_key(namespace: str, cluster: str, delivery_id: str) -> str:
+    return f"{PREFIX}:delivery:{namespace}:{cluster}:{delivery_id}"
+
+
+KINDS = ("replica", "replicas", "delivery")
+
+
+def namespace_patterns(namespace: str) -> list[str]:
+    """The key patterns a namespace's replicas may touch (Redis ACL `~pattern`s)."""
+    return [f"{PREFIX}:{kind}:{namespace}:*" for kind in KINDS]
