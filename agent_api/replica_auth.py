@@ -10,11 +10,12 @@ setting shared by the operator and the gateway (`AGENTCLUSTERS_REPLICA_AUTH_KEY`
 chart generates it once). So:
 
 - the gateway computes any cluster's token itself and reads no Secret;
-- the operator writes each cluster's token into a Secret of its own in the cluster's namespace
-  (`secret_name(cluster)`, owned by the AgentCluster), which the pods read as
-  `AGENT_REPLICA_TOKEN`;
+- the operator writes each cluster's token into the namespace's Secret `SECRET_NAME`, under
+  the cluster's name as the key, which the cluster's pods read as `AGENT_REPLICA_TOKEN`
+  (`secretKeyRef`). One Secret of a fixed name per namespace, like the runtime Secret, so the
+  operator's RBAC can name it (`resourceNames`) and it reads no other Secret;
 - knowing one cluster's token tells nothing about another's (HMAC is a PRF), so a tenant who
-  can read its own Secrets still cannot call another cluster's replicas.
+  can read its own namespace's Secrets still cannot call another namespace's replicas.
 
 Rotating the master key changes every token; the operator rewrites the Secrets and the pods
 roll (the key's fingerprint is part of the pod template hash).
@@ -24,25 +25,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-from collections.abc import Mapping
 
 MASTER_KEY_ENV = "AGENTCLUSTERS_REPLICA_AUTH_KEY"
 TOKEN_ENV = "AGENT_REPLICA_TOKEN"
-SECRET_KEY = "token"
-"""The key of the cluster's Secret that holds its token."""
+SECRET_NAME = "agentclusters-replica-tokens"
+"""The Secret in each namespace with AgentClusters: one key per cluster (its name), the token."""
 MIN_MASTER_KEY_LENGTH = 32
-_SECRET_PREFIX = "agentclusters-replica-"
 
 
 class MissingMasterKey(ValueError):
     """The master key is not set or too short; the message says how to set it."""
-
-
-def secret_name(cluster: str) -> str:
-    """The Secret holding a cluster's token, in the cluster's namespace (a cluster name has at
-    most 41 characters, so this is a valid Secret name)."""
-    return f"{_SECRET_PREFIX}{cluster}"
 
 
 def token(master_key: bytes, namespace: str, cluster: str) -> str:
@@ -55,9 +47,10 @@ def fingerprint(master_key: bytes) -> str:
     return hashlib.sha256(b"agentclusters-replica-auth-fingerprint:" + master_key).hexdigest()[:12]
 
 
-def master_key(env: Mapping[str, str] | None = None, *, who: str) -> bytes:
-    """The master key from the environment, or MissingMasterKey explaining how to set one."""
-    value = (os.environ if env is None else env).get(MASTER_KEY_ENV, "")
+def master_key(value: str | None, *, who: str) -> bytes:
+    """The master key (`AGENTCLUSTERS_REPLICA_AUTH_KEY`), or MissingMasterKey explaining how to
+    set one."""
+    value = value or ""
     if len(value) < MIN_MASTER_KEY_LENGTH:
         problem = "is not set" if not value else f"is {len(value)} characters long"
         raise MissingMasterKey(

@@ -23,7 +23,7 @@ import pydantic
 
 from agent_api import constants, models, tiers
 from agent_api.db import cluster_store
-from agent_operator import deletion, membership, pods, quota, status
+from agent_operator import deletion, membership, pods, quota, replica_auth, status
 from agent_operator.context import Context
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
         return None
     obj = await deletion.sync_finalizer(ctx, obj, spec)
     await _ensure_runtime_secret(ctx, namespace)
+    await replica_auth.ensure_token(ctx, obj)
     seen = status.Observation(generation=obj["metadata"]["generation"], desired=spec.replicas)
     seen.config_error = await _store_config(ctx, obj)
 

@@ -56,8 +56,8 @@ class Identity:
             hint = ""
             if replica_auth.TOKEN_ENV in missing:
                 hint = (f" ({replica_auth.TOKEN_ENV} is the credential callers of this replica must "
-                        f"present; the operator sets it from the Secret "
-                        f"{replica_auth.secret_name(env.get('AGENT_CLUSTER') or '<cluster>')})")
+                        f"present; the operator sets it from the Secret {replica_auth.SECRET_NAME}, "
+                        f"key {env.get('AGENT_CLUSTER') or '<cluster>'})")
             raise ValueError(f"missing required environment variables: {', '.join(missing)}{hint}")
         pooling = env.get("AGENT_DATABASE_POOLING", "session")
         if pooling not in database.POOLING_MODES:

@@ -43,7 +43,7 @@ def test_missing_variables_are_named():
 
 
 def test_a_missing_replica_token_is_named_with_where_it_comes_from():
-    with pytest.raises(ValueError, match=r"AGENT_REPLICA_TOKEN .*Secret agentclusters-replica-scraper"):
+    with pytest.raises(ValueError, match=r"AGENT_REPLICA_TOKEN .*Secret agentclusters-replica-tokens, key scraper"):
         config.Identity.from_env({k: v for k, v in ENV.items() if k != "AGENT_REPLICA_TOKEN"})
 
 
