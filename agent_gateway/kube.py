@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from agent_api import constants
+from agent_api import constants, replica_auth
 from agent_gateway import errors
 
 G, V, P = constants.GROUP, constants.VERSION, constants.PLURAL
@@ -144,10 +144,38 @@ class Kube:
 
     # --- Authentication and authorization ------------------------------------------------
 
-    async def token_review(self, token: str) -> client.V1TokenReviewStatus:
-        review = client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token))
+    async def token_review(self, token: str, audiences: list[str]) -> client.V1TokenReviewStatus:
+        review = client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token, audiences=audiences))
         answer = await asyncio.to_thread(self._authn.create_token_review, review)
         return answer.status
+
+    async def whoami(self) -> str | None:
+        """The user name of this client's own credentials (SelfSubjectReview), None if the
+        API server will not say."""
+        try:
+            answer = await asyncio.to_thread(self._authn.create_self_subject_review,
+                                             client.V1SelfSubjectReview())
+        except ApiException:
+            return None
+        user = answer.status.user_info if answer.status else None
+        return user.username if user else None
+
+    async def replica_token(self, namespace: str, cluster: str) -> str:
+        """A cluster's replica token from its namespace's token Secret, read with this client's
+        own identity (over stdio: the kubeconfig's user, who needs `get` on that one Secret)."""
+        name = replica_auth.SECRET_NAME
+        try:
+            secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
+        except ApiException as exc:
+            raise errors.GatewayError(
+                f'the replica tokens of namespace "{namespace}" are in Secret "{name}", which could not be read '
+                f"as the kubeconfig's user: {errors.api_message(exc)}. Over stdio, chat needs `get` on that "
+                f'Secret (a Role with resourceNames: ["{name}"])') from None
+        raw = (secret.data or {}).get(cluster)
+        if not raw:
+            raise errors.GatewayError(f'Secret "{name}" has no token for agent "{cluster}" yet; the operator writes '
+                                      "it, try again in a few seconds")
+        return base64.b64decode(raw).decode()
 
     async def access_review(self, user: str | None, groups: list[str], uid: str | None,
                             extra: dict[str, list[str]] | None,
