@@ -1,5 +1,5 @@
 """What the validating webhook refuses beyond the CRD schema: cron and time-zone syntax,
-the tier's minimum schedule interval, and the namespace's slots.
+the tier's minimum schedule interval and allowed images, and the namespace's slots.
 
 Pure functions; `handlers.py` wires them to kopf's admission server. The same checks run in
 the MCP gateway before it patches anything, so both ways in say the same words.
@@ -57,3 +57,18 @@ def quota_error(
     """The refusal for a create or scale that the namespace's slots cannot hold."""
     others = [c for c in clusters if c["metadata"]["name"] != name]
     return tiers.check_quota(tier, quota.claimed_by(others), requested, namespace)
+
+
+def image_error(spec: dict[str, Any], old_spec: dict[str, Any] | None, tier: tiers.Tier, default_image: str,
+                namespace: str) -> str | None:
+    """The tier's refusal of the image a create or update sets.
+
+    An update that keeps the image is not refused for it: the operator's own finalizer patches
+    and a teammate's edit of another field must go through on an object admitted before the
+    policy; the reconcile still starts no pod from it.
+    """
+    image = spec.get("image")
+    if old_spec is not None and old_spec.get("image") == image:
+        return None
+    return tiers.image_refusal(tier, image, default_image, namespace)
+

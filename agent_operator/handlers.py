@@ -125,14 +125,17 @@ class Operator:
                 log.exception("resync listing failed; next attempt in %ss", self.settings.resync_seconds)
 
     # --- admission ---------------------------------------------------------------------
-    async def validate_spec(self, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+    async def validate_spec(self, body: kopf.Body, old: kopf.Body | None, namespace: str, name: str,
+                            **_: Any) -> None:
         assert self.ctx is not None
         tier = await self._tier(namespace)
-        problems = admission.spec_errors(dict(body.get("spec") or {}), tier, dt.datetime.now(dt.UTC))
-        if problems:
+        spec = dict(body.get("spec") or {})
+        old_spec = dict(old.get("spec") or {}) if old is not None else None  # None on CREATE
+        if problems := admission.spec_errors(spec, tier, dt.datetime.now(dt.UTC)):
             raise kopf.AdmissionError("; ".join(problems), code=422)
-        requested = int((body.get("spec") or {}).get("replicas", 1))
-        await self._check_slots(tier, namespace, name, requested)
+        if message := admission.image_error(spec, old_spec, tier, self.settings.image, namespace):
+            raise kopf.AdmissionError(message, code=403)
+        await self._check_slots(tier, namespace, name, int(spec.get("replicas", 1)))
 
     async def validate_scale(self, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
         tier = await self._tier(namespace)

@@ -46,12 +46,11 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     try:
         spec = models.AgentClusterSpec.model_validate(obj.get("spec") or {})
     except pydantic.ValidationError as error:
-        await _report_invalid_spec(ctx, obj, error)
+        await _report_invalid_spec(ctx, obj, _validation_message(error))
         return None
     obj = await deletion.sync_finalizer(ctx, obj, spec)
     await _ensure_runtime_secret(ctx, namespace)
     seen = status.Observation(generation=obj["metadata"]["generation"], desired=spec.replicas)
-    seen.config_error = await _store_config(ctx, obj)
 
     try:
         tier = ctx.settings.tiers.for_namespace(await ctx.kube.namespace_labels(namespace))
@@ -60,6 +59,12 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
         seen.failing["(namespace)"] = str(error)
         await _write_status(ctx, obj, _status_of(obj), seen, {})
         return None
+    # An image the tier does not allow (admitted before the policy, in a namespace that changed
+    # tier, or with the webhook off) starts no pod; pods already running are left alone.
+    if refused := tiers.image_refusal(tier, spec.image, ctx.settings.image, namespace):
+        await _report_invalid_spec(ctx, obj, refused)
+        return None
+    seen.config_error = await _store_config(ctx, obj)
 
     obj = await _plan_membership(ctx, obj, spec, tier, seen)
     current = _status_of(obj)
@@ -282,15 +287,22 @@ async def _warn_quota_once(ctx: Context, obj: Obj, current: models.AgentClusterS
         await ctx.kube.create_event(obj, "Warning", constants.EVENT_QUOTA_EXCEEDED, message)
 
 
-async def _report_invalid_spec(ctx: Context, obj: Obj, error: pydantic.ValidationError) -> None:
-    """A spec the API server let through but the models reject (e.g. CRD older than the
-    operator): say so on the object and do nothing else."""
-    message = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-    )[:2000]
+def _validation_message(error: pydantic.ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+
+
+async def _report_invalid_spec(ctx: Context, obj: Obj, message: str) -> None:
+    """A spec the API server let through but the operator refuses (the models reject it, e.g.
+    a CRD older than the operator; or the tier does not allow its image): say so on the object
+    and do nothing else."""
+    message = message[:2000]
     meta = obj["metadata"]
-    await ctx.kube.create_event(obj, "Warning", "InvalidSpec", message)
     current = _status_of(obj)
     seen = status.Observation(generation=meta["generation"], desired=len(membership.live(current.members)))
     seen.config_error = f"spec rejected: {message}"
+    # One event per change of the message, not one per resync: such an object may stay refused
+    # for a long time (an image policy tightened under running clusters).
+    before = next((c for c in current.conditions if c.type == constants.CONDITION_DEGRADED), None)
+    if before is None or before.message != seen.config_error:
+        await ctx.kube.create_event(obj, "Warning", "InvalidSpec", message)
     await _write_status(ctx, obj, current, seen, {})

@@ -20,12 +20,18 @@ from devcluster.processes import Process
 REPO = Path(__file__).resolve().parent.parent
 CRDS = REPO / "crds"
 
+# Images: the process kubelet ignores them, so each tier's list only exercises the policy:
+# standard allows the dev tags (agent-clusters:v1, ...), pro one registry path, free nothing
+# but the operator's own image.
 DEFAULT_TIERS: dict[str, Any] = {
     "defaultTier": "standard",
     "tiers": {
-        "standard": {"slots": 60, "cpu": "250m", "memory": "256Mi", "minScheduleIntervalSeconds": 1},
-        "pro": {"slots": 5, "cpu": "500m", "memory": "512Mi", "minScheduleIntervalSeconds": 1},
-        "free": {"slots": 2, "cpu": "100m", "memory": "128Mi", "minScheduleIntervalSeconds": 60},
+        "standard": {"slots": 60, "cpu": "250m", "memory": "256Mi", "minScheduleIntervalSeconds": 1,
+                     "allowedImages": ["agent-clusters:"]},
+        "pro": {"slots": 5, "cpu": "500m", "memory": "512Mi", "minScheduleIntervalSeconds": 1,
+                "allowedImages": ["registry.example/approved/"]},
+        "free": {"slots": 2, "cpu": "100m", "memory": "128Mi", "minScheduleIntervalSeconds": 60,
+                 "allowedImages": []},
     },
 }
 
