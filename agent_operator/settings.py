@@ -26,6 +26,9 @@ class WebhookSettings(BaseModel):
     """Holds webhook.crt and webhook.key; generated self-signed when they are missing."""
     configuration_name: str = "agentclusters.io"
     """Name of the ValidatingWebhookConfiguration the operator keeps up to date."""
+    secret_reference_check_exempt: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    """Users whose writes skip the check that they may get every Secret a spec newly references,
+    because they check it for the people they act for (the MCP gateway's ServiceAccount)."""
 
 
 def load(path: str | Path | None = None) -> OperatorSettings:
