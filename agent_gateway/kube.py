@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kubernetes import client, config
@@ -82,13 +82,17 @@ class Kube:
                 ) from None
             raise errors.GatewayError(errors.api_message(exc)) from None
 
-    async def update_spec(self, namespace: str, name: str, edit: Callable[[dict], dict]) -> dict:
+    async def update_spec(self, namespace: str, name: str, edit: Callable[[dict], dict],
+                          authorize: Callable[[dict, dict], Awaitable[None]] | None = None) -> dict:
         """Apply `edit` (old spec -> new spec) with a resourceVersion precondition, re-reading
-        and recomputing on conflict. `edit` may raise GatewayError to refuse."""
+        and recomputing on conflict. `edit` may raise GatewayError to refuse, and so may
+        `authorize(old, new)`, which sees every recomputed result before it is sent."""
         for _ in range(CONFLICT_RETRIES):
             current = await self.get(namespace, name)
             old = current.get("spec") or {}
             new = edit(old)
+            if authorize is not None:
+                await authorize(old, new)
             patch = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
                      "spec": merge_patch(old, new)}
             try:
@@ -133,6 +137,7 @@ class Kube:
     # --- Secrets ------------------------------------------------------------------------
 
     async def secret_value(self, namespace: str, name: str, key: str) -> bytes | None:
+        """A webhook's signing key (agent_gateway/webhooks.py); tools never read Secrets."""
         try:
             secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
         except ApiException as exc:

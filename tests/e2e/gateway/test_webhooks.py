@@ -36,17 +36,19 @@ async def succeeded(database_url: str, run_ids: list[int], within: float = 60) -
         await conn.close()
 
 
-async def test_webhooks(gateway, namespace, token_for, k8s_api, operator):
+async def test_webhooks(gateway, namespace, token_for, k8s_api, operator, grant_secret_read):
     client.CoreV1Api(k8s_api).create_namespaced_secret(namespace, {
         "metadata": {"name": "hooks"}, "data": {"secret": base64.b64encode(SECRET).decode()}})
     agent = "hooked"
-    async with mcpclient.connect(gateway.mcp_url, token_for(namespace)) as mcp:
+    token = token_for(namespace)
+    grant_secret_read(namespace, "hooks")  # referencing a Secret takes the caller's own get on it
+    async with mcpclient.connect(gateway.mcp_url, token) as mcp:
         await mcp.call("make_agent", name=agent, namespace=namespace)
         await mcp.call("add_function", agent_name=agent, function_name="ingest",
                        python_entrypoint="agent_runtime.builtins:echo", namespace=namespace)
-        missing = await mcp.error("add_webhook", agent_name=agent, webhook_name="gh", path="/github",
-                                  function_name="ingest", secret_name="nope", namespace=namespace)
-        assert 'Secret "nope" with key "secret" does not exist' in missing
+        unreadable = await mcp.error("add_webhook", agent_name=agent, webhook_name="gh", path="/github",
+                                     function_name="ingest", secret_name="nope", namespace=namespace)
+        assert 'may not get Secret "nope"' in unreadable
         await mcp.call("add_webhook", agent_name=agent, webhook_name="gh", path="/github", function_name="ingest",
                        secret_name="hooks", namespace=namespace)
         await mcp.call("add_webhook", agent_name=agent, webhook_name="sync", path="/sync", function_name="ingest",
