@@ -117,6 +117,9 @@ tiers:
       {{- if hasKey $tier "minScheduleIntervalSeconds" }}
       minScheduleIntervalSeconds: {{ int64 $tier.minScheduleIntervalSeconds }}
       {{- end }}
+      {{- if hasKey $tier "allowedImages" }}
+      allowedImages: {{ toJson $tier.allowedImages }}
+      {{- end }}
     {{- end }}
 {{- if .Values.webhook.enabled }}
 webhook:
@@ -125,9 +128,22 @@ webhook:
   port: {{ .Values.webhook.port }}
   certDir: {{ include "agent-clusters.certDir" . | quote }}
   configurationName: {{ include "agent-clusters.webhookConfigurationName" . | quote }}
+  secretReferenceCheckExempt: {{ include "agent-clusters.secretReferenceCheckExempt" . }}
 {{- else }}
 webhook: null
 {{- end }}
+{{- end }}
+
+{{/* Users whose AgentCluster writes skip the webhook's check that they may get every Secret a
+spec newly references, as JSON: the gateway's ServiceAccount (it checks its callers itself, then
+writes as itself), plus webhook.secretReferenceCheckExempt. */}}
+{{- define "agent-clusters.secretReferenceCheckExempt" -}}
+{{- $users := list }}
+{{- if .Values.gateway.enabled }}
+{{- $users = append $users (printf "system:serviceaccount:%s:%s" .Release.Namespace (include "agent-clusters.gatewayServiceAccountName" .)) }}
+{{- end }}
+{{- $users = concat $users .Values.webhook.secretReferenceCheckExempt }}
+{{- if $users }}{{ toJson $users }}{{ else }}[]{{ end }}
 {{- end }}
 
 {{/* Checks the schema cannot express; rendered (as nothing) by configmap.yaml. */}}
