@@ -60,7 +60,8 @@ def _make_postgres_dir(path: Path) -> None:
 
 @dataclass
 class Postgres:
-    """A PostgreSQL server in `data_dir` listening on 127.0.0.1:`port`."""
+    """A PostgreSQL server in `data_dir` listening on 127.0.0.1:`port`: `postgres` logs in
+    without a password, every other role with SCRAM-SHA-256 (`_write_hba`)."""
 
     data_dir: Path
     port: int
@@ -91,7 +92,10 @@ class Postgres:
             )
             if result.returncode != 0:
                 raise RuntimeError(f"initdb in {pgdata} failed: {result.stderr.strip()}")
+        self._write_hba(pgdata / "pg_hba.conf")
         if self.running():
+            subprocess.run([*_as_postgres_user(), _postgres_bin("pg_ctl"), "-D", str(pgdata),
+                            "reload"], check=True, stdout=subprocess.DEVNULL)
             return self
         log = self.data_dir / "postgres.log"
         log.touch()
@@ -107,6 +111,21 @@ class Postgres:
         )
         ports.wait_until(lambda: ports.port_open(self.port), timeout=30, what="PostgreSQL")
         return self
+
+    @staticmethod
+    def _write_hba(path: Path) -> None:
+        """`postgres` (the operator's and the tests' privileged role) needs no password; every
+        other role (the namespaces' tenant roles) proves its password with SCRAM-SHA-256, so
+        a wrong or rotated-away password is refused as it would be in production."""
+        path.write_text(
+            "local all postgres trust\n"
+            "local all all scram-sha-256\n"
+            "host all postgres 127.0.0.1/32 trust\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+            "host all postgres ::1/128 trust\n"
+            "host all all ::1/128 scram-sha-256\n"
+        )
+        _chown_to_postgres(path)
 
     def running(self) -> bool:
         pid_file = self.data_dir / "pgdata" / "postmaster.pid"

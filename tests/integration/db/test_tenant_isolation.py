@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from agent_api.db import migrate
+from agent_api.db import migrate, tenants
 
 A, B = "team-a", "team-b"
 CLUSTER = "app"
@@ -24,10 +24,16 @@ TENANT_TABLES = ("cluster_configs", "cluster_members", "schedule_lanes", "fires"
 INSUFFICIENT_PRIVILEGE = "42501"  # also the SQLSTATE of a row refused by a policy's WITH CHECK
 
 
+_PASSWORDS: dict[str, str] = {}
+
+
 async def handed_url(admin: asyncpg.Connection, database_url: str, namespace: str) -> str:
-    """The DATABASE_URL the operator puts into `namespace`'s runtime Secret. Today
-    (`reconcile._ensure_runtime_secret`) that is the operator's own URL."""
-    return database_url
+    """The DATABASE_URL the operator puts into `namespace`'s runtime Secret
+    (agent_operator/credentials.py): the namespace's own role, made to exist with the Secret's
+    password. (Before tenant isolation: the operator's own URL.)"""
+    password = _PASSWORDS.setdefault(namespace, tenants.new_password())
+    role = await tenants.ensure_role(admin, namespace, password)
+    return tenants.tenant_url(database_url, role, password)
 
 
 # One statement per table that writes a row naming namespace $1 (cluster $2).
@@ -113,7 +119,8 @@ async def test_b_cannot_move_a_rows_into_b(admin, connect_as, table):
     b = await connect_as(B)
     before = await _count(admin, table, A)
 
-    await _refused(b, f"UPDATE {table} SET namespace = $1 WHERE namespace = $2", B, A)
+    await _refused(b, f"UPDATE {table} SET namespace = $1, cluster = 'stolen'"
+                      " WHERE namespace = $2", B, A)
 
     assert await _count(admin, table, A) == before == 1
 
@@ -163,12 +170,22 @@ async def test_b_cannot_rewrite_a_stored_spec(admin, connect_as):
     "TRUNCATE runs",
     "CREATE ROLE planted LOGIN",
     "CREATE DATABASE planted",
-    "GRANT SELECT ON fires TO PUBLIC",
 ])
 async def test_b_cannot_run_ddl(connect_as, statement):
     b = await connect_as(B)
 
     assert await _refused(b, statement) == INSUFFICIENT_PRIVILEGE
+
+
+async def test_b_cannot_pass_on_privileges(admin, connect_as):
+    b = await connect_as(B)
+
+    await _refused(b, "GRANT SELECT, UPDATE ON fires, runs, agent_state TO PUBLIC")
+
+    granted = await admin.fetchval(
+        "SELECT count(*) FROM unnest(array['fires', 'runs', 'agent_state']) AS t"
+        " WHERE has_table_privilege('public', t, 'SELECT')")
+    assert granted == 0
 
 
 async def test_b_cannot_change_the_role_mapping(admin, connect_as):
