@@ -113,7 +113,6 @@ def test_with_b_secret_a_rows_are_invisible(k8s_api, tenants, operator):
 def test_rotation_asked_on_the_secret_replaces_the_password_and_rolls_the_pods(
         k8s_api, tenants, operator):
     core = client.CoreV1Api(k8s_api)
-    agc = client.CustomObjectsApi(k8s_api)
     _, b = tenants
     old_url = secret_url(core, b)
     old_pods = {p.metadata.name: p.metadata.uid for p in ac.pods_of(core, b, "ticker")}

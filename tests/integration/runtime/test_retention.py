@@ -55,9 +55,9 @@ async def test_sweep_removes_old_finished_rows_and_keeps_live_and_recent_ones(da
             # A recent run of a fire old enough to go: the history row stays, unlinked.
             recent_run_of_old_fire = await _run(conn, old["cancelled"], "released", 1 * DAY)
 
-        deleted = await retention.sweep(pool, RETENTION, NOW)
-        again = await retention.sweep(pool, RETENTION, NOW)
-        later = await retention.sweep(pool, RETENTION, NOW + 2 * DAY)
+        deleted = await retention.sweep(pool, NAMESPACE, CLUSTER, RETENTION, NOW)
+        again = await retention.sweep(pool, NAMESPACE, CLUSTER, RETENTION, NOW)
+        later = await retention.sweep(pool, NAMESPACE, CLUSTER, RETENTION, NOW + 2 * DAY)
         fires = {r["id"]: r["status"] for r in await pool.fetch("SELECT id, status FROM fires")}
         runs = {r["id"]: r["fire_id"] for r in await pool.fetch("SELECT id, fire_id FROM runs")}
     finally:
@@ -81,7 +81,7 @@ async def test_sweep_deletes_in_batches(database_url, monkeypatch):
             " 'succeeded', $3::timestamptz - interval '8 days' FROM generate_series(1, 25) AS n",
             NAMESPACE, CLUSTER, NOW)
         monkeypatch.setattr(retention, "BATCH", 10)
-        assert await retention.sweep(pool, RETENTION, NOW) == (25, 0)
+        assert await retention.sweep(pool, NAMESPACE, CLUSTER, RETENTION, NOW) == (25, 0)
         assert await pool.fetchval("SELECT count(*) FROM fires") == 0
     finally:
         await pool.close()
