@@ -116,6 +116,11 @@ def url_credentials(url: str) -> tuple[str | None, str | None]:
     return unquote(user) or None, unquote(password) if colon else None
 
 
+async def role_for(conn: asyncpg.Connection, namespace: str) -> str:
+    """`role_name` of `namespace` in the database `conn` is connected to."""
+    return role_name(await conn.fetchval(queries.SQL["CurrentDatabase"]), namespace)
+
+
 async def ensure_role(conn: asyncpg.Connection, namespace: str, password: str) -> str:
     """Create `namespace`'s role if it is missing, check it, make `password` its password and
     map it to the namespace; return its name. Idempotent; one transaction."""
@@ -123,7 +128,7 @@ async def ensure_role(conn: asyncpg.Connection, namespace: str, password: str) -
     if not password_acceptable(password):
         raise ValueError(f"a tenant password needs at least {MIN_PASSWORD_LENGTH} printable "
                          "ASCII characters")
-    role = role_name(await conn.fetchval(queries.SQL["CurrentDatabase"]), namespace)
+    role = await role_for(conn, namespace)
     verifier = scram_sha256_verifier(password)
     async with conn.transaction():
         await conn.execute(queries.SQL["LockTenantRole"], role)
