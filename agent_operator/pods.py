@@ -29,6 +29,8 @@ def template_hash(image: str, tier: tiers.Tier, settings: OperatorSettings,
     """
     shaping = [image, tier.cpu, tier.memory, settings.runtime_command, settings.runtime_port,
                settings.runtime_secret_name, settings.termination_grace_period_seconds]
+    if settings.runtime_database_pooling != "session":
+        shaping.append({"pooling": settings.runtime_database_pooling})
     if credentials_version:
         shaping.append({"credentials": credentials_version})
     if spec is not None:
@@ -122,6 +124,7 @@ def build(
                     {"name": "AGENT_SHUTDOWN_GRACE_SECONDS",
                      "value": str(max(1, settings.termination_grace_period_seconds - 5))},
                     {"name": "DATABASE_URL", "valueFrom": from_secret("DATABASE_URL")},
+                    {"name": "AGENT_DATABASE_POOLING", "value": settings.runtime_database_pooling},
                     {"name": "REDIS_URL", "valueFrom": from_secret("REDIS_URL")},
                     *secret_env_entries["env"],
                 ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -60,6 +60,9 @@ class OperatorSettings(BaseModel):
     """How replica pods reach PostgreSQL when that differs from the operator's address (e.g. a
     PgBouncer); its user and password are replaced by each namespace's own role. Empty: the
     operator's databaseUrl."""
+    runtime_database_pooling: Literal["session", "transaction"] = "session"
+    """`transaction` when runtimeDatabaseUrl is a PgBouncer in transaction pooling mode (the
+    replicas' AGENT_DATABASE_POOLING: no statement cache, no LISTEN)."""
     credential_rotation_days: Annotated[float, Field(ge=0)] = 0
     """Issue each namespace new database credentials when its current ones are this old (the
     pods roll one at a time); 0 never rotates by age."""

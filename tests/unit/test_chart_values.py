@@ -63,6 +63,9 @@ def test_custom_tiers_and_agents_reach_the_settings(tmp_path: Path) -> None:
         "tiers.tiers.pro.minScheduleIntervalSeconds": "0",
         "agents.image": "registry.example/agents:1.2",
         "agents.runtimeSecretName": "agent-env",
+        "agents.runtimeDatabaseUrl": "postgresql://pgbouncer.db.svc:6432/agents",
+        "agents.runtimeDatabasePooling": "transaction",
+        "agents.credentialRotationDays": "30",
         "operator.workers": "8",
         "webhook.enabled": "false",
     })
@@ -72,6 +75,9 @@ def test_custom_tiers_and_agents_reach_the_settings(tmp_path: Path) -> None:
     assert loaded.tiers.tiers["pro"].cpu == "2" and loaded.tiers.tiers["pro"].memory == "4Gi"
     assert loaded.image == "registry.example/agents:1.2"
     assert loaded.runtime_secret_name == "agent-env"
+    assert loaded.runtime_database_url == "postgresql://pgbouncer.db.svc:6432/agents"
+    assert loaded.runtime_database_pooling == "transaction"
+    assert loaded.credential_rotation_days == 30
     assert loaded.workers == 8
     assert loaded.webhook is None
     kinds = {d["kind"] for d in docs}

@@ -117,8 +117,8 @@ def test_rotation_asked_on_the_secret_replaces_the_password_and_rolls_the_pods(
     old_url = secret_url(core, b)
     old_pods = {p.metadata.name: p.metadata.uid for p in ac.pods_of(core, b, "ticker")}
 
-    core.patch_namespaced_secret(RUNTIME_SECRET, b,
-                                 {"metadata": {"annotations": {ROTATE: uuid.uuid4().hex}}})
+    asked = uuid.uuid4().hex
+    core.patch_namespaced_secret(RUNTIME_SECRET, b, {"metadata": {"annotations": {ROTATE: asked}}})
 
     new_url = eventually(lambda: (u := secret_url(core, b)) != old_url and u, timeout=60,
                          what="a new DATABASE_URL in the Secret")
@@ -135,7 +135,9 @@ def test_rotation_asked_on_the_secret_replaces_the_password_and_rolls_the_pods(
             for name, p in pods.items())
 
     eventually(rolled, timeout=180, what="every pod of B replaced and Ready")
-    assert "rotated" in ac.event(core, b, "ticker", "CredentialsRotated")
+    eventually(lambda: [e for e in ac.events_of(core, b, "ticker", "CredentialsRotated")
+                        if f"{ROTATE}={asked}" in e.message], timeout=30,
+               what="a CredentialsRotated event naming the request")
     before = succeeded_fires(operator.database_url, b)
     eventually(lambda: succeeded_fires(operator.database_url, b) > before + 2, timeout=60,
                what="B's schedule running on with the new password")
