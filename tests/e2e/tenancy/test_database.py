@@ -141,3 +141,34 @@ def test_rotation_asked_on_the_secret_replaces_the_password_and_rolls_the_pods(
     before = succeeded_fires(operator.database_url, b)
     eventually(lambda: succeeded_fires(operator.database_url, b) > before + 2, timeout=60,
                what="B's schedule running on with the new password")
+
+
+def test_operator_restart_keeps_the_credentials_and_heals_a_restored_database(
+        k8s_api, tenants, operator):
+    """The Secret is the source of truth: a restarted operator issues nothing new (no pod
+    rolls), and makes PostgreSQL agree with the Secret again, here after the namespace's role
+    was lost as in a database restored without it."""
+    core = client.CoreV1Api(k8s_api)
+    a, _ = tenants
+    url = secret_url(core, a)
+    pods_before = {p.metadata.name: p.metadata.uid for p in ac.pods_of(core, a, "ticker")}
+    # As a restore from a backup without the role does: the role is gone, and so is every
+    # session (a restore restarts the server).
+    role = urlsplit(url).username
+    oid = fetchval(operator.database_url, "SELECT oid FROM pg_roles WHERE rolname = $1", role)
+    fetchval(operator.database_url, f'DROP ROLE "{role}"')
+    fetchval(operator.database_url, "SELECT count(pg_terminate_backend(pid))"
+             " FROM pg_stat_activity WHERE usesysid = $1", oid)
+    with pytest.raises(asyncpg.PostgresError):
+        fetchval(url, "SELECT 1")
+
+    operator.kill()
+    operator.restart()
+
+    eventually(lambda: fetchval(url, "SELECT count(*) FROM cluster_configs") == 1, timeout=60,
+               what="the Secret's credentials of A to work again")
+    assert secret_url(core, a) == url
+    assert {p.metadata.name: p.metadata.uid for p in ac.pods_of(core, a, "ticker")} == pods_before
+    before = succeeded_fires(operator.database_url, a)
+    eventually(lambda: succeeded_fires(operator.database_url, a) > before + 2, timeout=60,
+               what="A's schedule running on")

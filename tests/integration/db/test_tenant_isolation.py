@@ -209,6 +209,16 @@ async def test_b_cannot_become_a_role(admin, database_url, connect_as):
     assert await _refused(b, f'SET SESSION AUTHORIZATION "{role_of_a}"') == INSUFFICIENT_PRIVILEGE
 
 
+async def test_b_as_the_group_role_still_sees_only_b(connect_as):
+    """SET ROLE to the tenant group is allowed (B is a member) and changes nothing: the policies
+    look at the login role."""
+    b = await connect_as(B)
+    await b.execute("SET ROLE agentclusters_tenant")
+
+    assert await b.fetchval("SELECT count(*) FROM fires WHERE namespace = $1", A) == 0
+    assert await b.fetchval("SELECT count(*) FROM fires WHERE namespace = $1", B) == 1
+
+
 @pytest.mark.parametrize("table", TENANT_TABLES)
 async def test_b_sees_its_own_rows(connect_as, table):
     b = await connect_as(B)

@@ -152,3 +152,38 @@ async def test_invalid_namespace_and_weak_password_are_refused_before_any_sql(ad
         await tenants.ensure_role(admin, "Team_A", tenants.new_password())
     with pytest.raises(ValueError, match="at least 16 printable ASCII"):
         await tenants.ensure_role(admin, "team-a", "short")
+
+
+async def test_the_documented_operator_role_needs_no_superuser(postgres_server):
+    """docs/operations.md: a LOGIN CREATEROLE role owning the database migrates it and creates
+    the namespaces' roles; nothing needs a superuser."""
+    suffix = uuid.uuid4().hex[:10]
+    operator_role, database = f"op_{suffix}", f"t_op_{suffix}"
+    password, tenant_password = tenants.new_password(), tenants.new_password()
+    admin = await asyncpg.connect(postgres_server.url)
+    await admin.execute(f"CREATE ROLE {operator_role} LOGIN CREATEROLE NOSUPERUSER"
+                        f" PASSWORD '{password}'")
+    await admin.execute(f'CREATE DATABASE "{database}" OWNER {operator_role}')
+    base = postgres_server.url_for(database)
+    try:
+        operator = await asyncpg.connect(tenants.tenant_url(base, operator_role, password))
+        try:
+            assert not await operator.fetchval("SELECT rolsuper FROM pg_roles"
+                                               " WHERE rolname = current_user")
+            await migrate.apply(operator)
+            role = await tenants.ensure_role(operator, "team-a", tenant_password)
+            await operator.execute("INSERT INTO agent_state (namespace, cluster, replica, key,"
+                                   " value, size_bytes) VALUES ('team-a', 'c', '', 'k', '1', 1),"
+                                   " ('team-b', 'c', '', 'k', '1', 1)")
+        finally:
+            await operator.close()
+        tenant = await asyncpg.connect(tenants.tenant_url(base, role, tenant_password))
+        try:
+            seen = await tenant.fetch("SELECT namespace FROM agent_state")
+        finally:
+            await tenant.close()
+        assert [r["namespace"] for r in seen] == ["team-a"]
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.execute(f"DROP ROLE IF EXISTS {operator_role}")
+        await admin.close()
