@@ -73,12 +73,14 @@ EVENT_SCALED_DOWN: Final = "ScaledDown"
 EVENT_REPLICA_RECREATED: Final = "ReplicaRecreated"
 EVENT_QUOTA_EXCEEDED: Final = "QuotaExceeded"
 EVENT_CREDENTIALS_ROTATED: Final = "CredentialsRotated"
+EVENT_CREDENTIALS_REFUSED: Final = "CredentialsRefused"
 EVENT_REASONS: Final = (
     EVENT_SCALED_UP,
     EVENT_SCALED_DOWN,
     EVENT_REPLICA_RECREATED,
     EVENT_QUOTA_EXCEEDED,
     EVENT_CREDENTIALS_ROTATED,
+    EVENT_CREDENTIALS_REFUSED,
 )
 
 # --- Sizes --------------------------------------------------------------------------

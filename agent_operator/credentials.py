@@ -103,8 +103,17 @@ async def ensure(ctx: Context, obj: Obj) -> str:
                                                   want, annotations, secret.resource_version)
             resource_version = written["metadata"]["resourceVersion"]
         if ctx.credentials_synced.get(namespace) != resource_version:
-            for part in parts:
-                await part.sync()
+            try:
+                for part in parts:
+                    await part.sync()
+            except tenants.TenantRoleError as error:
+                # Someone gave the namespace's role more than a tenant may have. The operator
+                # may not take SUPERUSER, BYPASSRLS or REPLICATION away itself (only a superuser
+                # may): it says on the AgentCluster how to fix it, does not set the password,
+                # and looks again with the reconcile's back-off.
+                await ctx.kube.create_event(obj, "Warning", constants.EVENT_CREDENTIALS_REFUSED,
+                                            str(error))
+                raise
             ctx.credentials_synced[namespace] = resource_version
         if why is not None:
             await ctx.kube.create_event(
