@@ -25,3 +25,9 @@ class Context:
     stored_generation: dict[tuple[str, str], int] = field(default_factory=dict)
     # Namespace -> monotonic time its runtime Secret was last checked.
     secrets_checked: dict[str, float] = field(default_factory=dict)
+    # Namespace -> the credentials version of its runtime Secret (pods carry it in their
+    # template hash), as of the last check.
+    credentials_versions: dict[str, str] = field(default_factory=dict)
+    # Namespace -> the resourceVersion of its runtime Secret that PostgreSQL (and the other
+    # services) were last made to agree with, by this process.
+    credentials_synced: dict[str, str] = field(default_factory=dict)

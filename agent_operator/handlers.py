@@ -73,8 +73,11 @@ class Operator:
             )
             settings.admission.managed = hook.configuration_name
         pool = await asyncpg.create_pool(self.settings.database_url, min_size=1, max_size=4)
+        # Before anything is served: replicas never migrate (their roles may not run DDL), they
+        # wait for this. Concurrent operators serialise on the migrations' advisory lock.
         async with pool.acquire() as conn:
-            await migrate.apply(conn)
+            applied = await migrate.apply(conn)
+        log.info("schema migrations applied: %s", applied or "none pending")
         self.ctx = Context(kube=kube.Kube(kube.load_client(self.kubeconfig)), settings=self.settings, db=pool)
         self.queue = WorkQueue(self._reconcile, self.settings.workers)
         self.queue.start()

@@ -108,16 +108,26 @@ class Kube:
         result = await _call(self.core.read_namespace, namespace, raw=True)
         return result["metadata"].get("labels") or {}
 
-    async def apply_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
-        """Create or update an Opaque Secret with these string values."""
-        body = {
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "agent-clusters"}},
-            "type": "Opaque", "stringData": data,
-        }
-        created = await _call(self.core.create_namespaced_secret, namespace, body, raw=True, exists=False)
-        if created is False:
-            await _call(self.core.patch_namespaced_secret, name, namespace, {"stringData": data}, raw=True)
+    async def write_secret(self, namespace: str, name: str, data: dict[str, str],
+                           annotations: dict[str, str], resource_version: str | None) -> Obj:
+        """Create the Opaque Secret (`resource_version` None) or update these keys and
+        annotations of the one read at `resource_version` (others are kept); a Secret changed
+        since it was read raises Conflict, so nobody's edit is overwritten unseen."""
+        if resource_version is None:
+            body = {
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "annotations": annotations,
+                             "labels": {"app.kubernetes.io/managed-by": "agent-clusters"}},
+                "type": "Opaque", "stringData": data,
+            }
+            created = await _call(self.core.create_namespaced_secret, namespace, body, raw=True,
+                                  exists=None)
+            if created is None:
+                raise Conflict(f"Secret {namespace}/{name} was created meanwhile")
+            return created
+        patch = {"metadata": {"resourceVersion": resource_version, "annotations": annotations},
+                 "stringData": data}
+        return await _call(self.core.patch_namespaced_secret, name, namespace, patch, raw=True)
 
     async def read_secret(self, namespace: str, name: str) -> Obj | None:
         return await _call(self.core.read_namespaced_secret, name, namespace, raw=True, not_found=None)

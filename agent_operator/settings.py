@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from agent_api import tiers as tier_config
+from agent_api.db import tenants
 
 ENV_CONFIG_FILE = "AGENTCLUSTERS_OPERATOR_CONFIG"
 
@@ -55,10 +56,23 @@ class OperatorSettings(BaseModel):
     runtime_command: list[str] = Field(default_factory=lambda: ["agentclusters", "runtime"])
     """Command that starts the agent runtime inside a replica pod."""
     database_url: str = ""
-    """PostgreSQL the runtimes share; copied into each namespace's runtime Secret."""
+    """PostgreSQL, as the operator's privileged role: owner of the schema (it applies the
+    migrations) and CREATEROLE (it creates each namespace's role). Never handed to replicas;
+    the gateway uses the same role."""
+    runtime_database_url: str = ""
+    """How replica pods reach PostgreSQL when that differs from the operator's address (e.g. a
+    PgBouncer); its user and password are replaced by each namespace's own role. Empty: the
+    operator's databaseUrl."""
+    runtime_database_pooling: Literal["session", "transaction"] = "session"
+    """`transaction` when runtimeDatabaseUrl is a PgBouncer in transaction pooling mode (the
+    replicas' AGENT_DATABASE_POOLING: no statement cache, no LISTEN)."""
+    credential_rotation_days: Annotated[float, Field(ge=0)] = 0
+    """Issue each namespace new database credentials when its current ones are this old (the
+    pods roll one at a time); 0 never rotates by age."""
     redis_url: str = ""
     runtime_secret_name: str = "agentclusters-runtime"
-    """Secret the operator keeps in every namespace with AgentClusters (DATABASE_URL, REDIS_URL)."""
+    """Secret the operator keeps in every namespace with AgentClusters (DATABASE_URL with the
+    namespace's own role, REDIS_URL)."""
     runtime_port: int = 8080
     termination_grace_period_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
     resync_seconds: Annotated[float, Field(gt=0)] = 30.0
@@ -67,4 +81,16 @@ class OperatorSettings(BaseModel):
     tiers: tier_config.TierConfig = Field(default_factory=lambda: tier_config.DEFAULT)
     webhook: WebhookSettings | None = None
     """The validating admission webhook; None runs without one (the CRD's own checks only)."""
+
+    @field_validator("database_url", "runtime_database_url")
+    @classmethod
+    def _postgresql_url(cls, url: str) -> str:
+        """A URL the namespaces' tenant URLs can be built from (checked here, at start-up,
+        rather than at the first namespace)."""
+        if url:
+            try:
+                tenants.tenant_url(url, "role", "password")
+            except ValueError as error:
+                raise ValueError(f"{error} (e.g. postgresql://user:password@host:5432/agents)") from error
+        return url
 

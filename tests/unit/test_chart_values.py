@@ -69,6 +69,9 @@ def test_custom_tiers_and_agents_reach_the_settings(tmp_path: Path) -> None:
         "tiers.tiers.pro.allowedImages": "{registry.example/team/,ghcr.io/acme/agent:}",
         "agents.image": "registry.example/agents:1.2",
         "agents.runtimeSecretName": "agent-env",
+        "agents.runtimeDatabaseUrl": "postgresql://pgbouncer.db.svc:6432/agents",
+        "agents.runtimeDatabasePooling": "transaction",
+        "agents.credentialRotationDays": "30",
         "operator.workers": "8",
         "webhook.enabled": "false",
     })
@@ -79,6 +82,9 @@ def test_custom_tiers_and_agents_reach_the_settings(tmp_path: Path) -> None:
     assert loaded.tiers.tiers["pro"].allowed_images == ["registry.example/team/", "ghcr.io/acme/agent:"]
     assert loaded.image == "registry.example/agents:1.2"
     assert loaded.runtime_secret_name == "agent-env"
+    assert loaded.runtime_database_url == "postgresql://pgbouncer.db.svc:6432/agents"
+    assert loaded.runtime_database_pooling == "transaction"
+    assert loaded.credential_rotation_days == 30
     assert loaded.workers == 8
     assert loaded.webhook is None
     kinds = {d["kind"] for d in docs}

@@ -95,6 +95,11 @@ image: {{ default (include "agent-clusters.image" .) .Values.agents.image | quot
 runtimeCommand:
 {{- toYaml .Values.agents.command | nindent 2 }}
 runtimeSecretName: {{ .Values.agents.runtimeSecretName | quote }}
+{{- with .Values.agents.runtimeDatabaseUrl }}
+runtimeDatabaseUrl: {{ . | quote }}
+{{- end }}
+runtimeDatabasePooling: {{ .Values.agents.runtimeDatabasePooling | quote }}
+credentialRotationDays: {{ .Values.agents.credentialRotationDays }}
 runtimePort: {{ .Values.agents.port }}
 terminationGracePeriodSeconds: {{ .Values.agents.terminationGracePeriodSeconds }}
 resyncSeconds: {{ .Values.operator.resyncSeconds }}
