@@ -38,6 +38,18 @@ ANNOTATION_SPEC_GENERATION: Final = f"{GROUP}/spec-generation"
 # happens when something that needs a restart changed.
 ANNOTATION_POD_TEMPLATE_HASH: Final = f"{GROUP}/pod-template-hash"
 
+# On the runtime Secret of a namespace (credentials): set it to any new value to have the
+# operator issue new credentials (`kubectl annotate secret agentclusters-runtime
+# agentclusters.io/rotate-credentials=$(date +%s) --overwrite`).
+ANNOTATION_ROTATE_CREDENTIALS: Final = f"{GROUP}/rotate-credentials"
+# Written by the operator on the runtime Secret: the rotate-credentials value it last acted on,
+# when it last issued credentials (RFC 3339), and an opaque version that changes whenever the
+# Secret's credentials change (it goes into the pod template hash, so pods roll; the hash never
+# carries the credentials themselves).
+ANNOTATION_CREDENTIALS_ROTATED_FOR: Final = f"{GROUP}/credentials-rotated-for"
+ANNOTATION_CREDENTIALS_ROTATED_AT: Final = f"{GROUP}/credentials-rotated-at"
+ANNOTATION_CREDENTIALS_VERSION: Final = f"{GROUP}/credentials-version"
+
 # Finalizer the operator puts on an AgentCluster so that `statePolicy.whenDeleted` is
 # applied before the object goes away. With the operator down, removing it by hand
 # (`kubectl patch --type=json`) lets the deletion finish and leaves the state retained.
@@ -60,11 +72,15 @@ EVENT_SCALED_UP: Final = "ScaledUp"
 EVENT_SCALED_DOWN: Final = "ScaledDown"
 EVENT_REPLICA_RECREATED: Final = "ReplicaRecreated"
 EVENT_QUOTA_EXCEEDED: Final = "QuotaExceeded"
+EVENT_CREDENTIALS_ROTATED: Final = "CredentialsRotated"
+EVENT_CREDENTIALS_REFUSED: Final = "CredentialsRefused"
 EVENT_REASONS: Final = (
     EVENT_SCALED_UP,
     EVENT_SCALED_DOWN,
     EVENT_REPLICA_RECREATED,
     EVENT_QUOTA_EXCEEDED,
+    EVENT_CREDENTIALS_ROTATED,
+    EVENT_CREDENTIALS_REFUSED,
 )
 
 # --- Sizes --------------------------------------------------------------------------

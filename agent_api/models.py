@@ -203,6 +203,10 @@ class AI(ApiModel):
     """Secret key holding the API key."""
     system_prompt: Annotated[str, Field(max_length=MAX_TEXT)] | None = None
     """System prompt given to the model on every conversation."""
+    allow_model_to_set_system_prompt: bool = False
+    """Whether the model's own state_set tool may write the system_prompt state key, which
+    replaces systemPrompt for its replica. Off by default: text the model reads (webhook
+    payloads, MCP answers) could otherwise persist instructions into every later conversation."""
 
     @model_validator(mode="after")
     def _provider_needs(self) -> AI:

@@ -1,9 +1,16 @@
-"""Tiers: how many agent replicas a namespace may run, and how big each one is.
+"""Tiers: how many agent replicas a namespace may run, how big each one is, and which images
+it may run.
 
 The operator's configuration (Helm values) lists the tiers; a namespace label
 (`agentclusters.io/tier`) picks one, the default tier applies otherwise. Every replica is
 one slot. The admission webhook, the reconcile and the MCP gateway all refuse an excess
 with the message of `check_quota`, so a user reads the same numbers wherever they hit it.
+
+Images: a replica runs with its namespace's runtime credentials and every Secret its spec
+references, so `spec.image` is code the platform trusts with them. A tier lists the image
+prefixes it allows (`allowedImages`); the operator's own agent image is always allowed, and
+an empty list (the default) allows nothing else. `image_refusal` words the refusal for the
+admission webhook and the reconcile alike.
 
 Configuration comes, in this order, from an explicit file, from `AGENTCLUSTERS_TIERS`
 (inline YAML or JSON), from the file named by `AGENTCLUSTERS_TIERS_FILE`, or from the
@@ -19,13 +26,35 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from agent_api import constants
 
 # A Kubernetes resource quantity as written in practice: 500m, 1, 1.5, 512Mi, 2Gi.
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+
+
+# An allowedImages entry that allows every image: the policy switched off for that tier.
+ANY_IMAGE = "*"
+# A prefix must end where a reference's parts end, so "ghcr.io/acme/" cannot also allow
+# "ghcr.io/acme-evil/...": a registry or repository path ("/"), every tag of one repository
+# (":") or every digest of one repository ("@").
+_PREFIX_ENDINGS = ("/", ":", "@")
+
+
+def _check_image_prefix(prefix: str) -> str:
+    if prefix != ANY_IMAGE and not prefix.endswith(_PREFIX_ENDINGS):
+        raise ValueError(
+            f'allowedImages entry "{prefix}" must end with "/" (a registry or repository path, e.g. '
+            f'"ghcr.io/acme/"), ":" (every tag of one repository, e.g. "ghcr.io/acme/agent:") or "@" '
+            f"(every digest of one repository), so that it cannot also allow images whose names merely "
+            f'start the same ("{prefix}-evil/..."); "{ANY_IMAGE}" allows every image'
+        )
+    return prefix
+
+
+ImagePrefix = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(_check_image_prefix)]
 
 
 class _Config(BaseModel):
@@ -44,6 +73,10 @@ class Tier(_Config):
     """Memory of each replica pod, as both request and limit."""
     min_schedule_interval_seconds: Annotated[int, Field(ge=0)] = 1
     """Shortest interval between two fires of a schedule in this tier."""
+    allowed_images: list[ImagePrefix] = Field(default_factory=list)
+    """Prefixes `spec.image` may start with, matched on the image exactly as written (no
+    registry defaulting). The operator's own agent image is always allowed; empty allows no
+    other image; "*" allows every image."""
 
 
 class TierConfig(_Config):
@@ -138,3 +171,37 @@ def check_quota(tier: Tier, used_by_others: int, requested: int, namespace: str)
         f"slot{'' if tier.slots == 1 else 's'}, {used_by_others} used by other clusters; "
         f"{requested} requested"
     )
+
+
+def image_refusal(tier: Tier, image: str | None, default_image: str, namespace: str) -> str | None:
+    """The refusal if `image` (a spec's `spec.image`) may not run in this tier, else None.
+
+    None (the operator's image) and the operator's image itself are always allowed: the
+    platform chose it. The message names the image, the tier, the allowed prefixes and the Helm
+    value that would allow it, because the user who reads it usually cannot change the policy
+    and must tell whoever can.
+    """
+    if image is None or image == default_image:
+        return None
+    if any(prefix == ANY_IMAGE or image.startswith(prefix) for prefix in tier.allowed_images):
+        return None
+    value = f"tiers.tiers.{tier.name}.allowedImages"
+    if tier.allowed_images:
+        allowed = f"images must start with {', '.join(tier.allowed_images)}, or be the operator's own image"
+    else:
+        allowed = f"tier {tier.name} allows no image but the operator's own"
+    example = ",".join([*tier.allowed_images, _suggested_prefix(image)])
+    return (
+        f'spec.image "{image}" is not allowed in namespace "{namespace}" (tier {tier.name}): {allowed} '
+        f'"{default_image}" (used when spec.image is unset). To allow another registry, a platform admin adds '
+        f"its prefix to the Helm value {value}, e.g. --set '{value}={{{example}}}'"
+    )
+
+
+def _suggested_prefix(image: str) -> str:
+    """The repository path of `image` up to its last "/" (its registry and organisation), or
+    the repository with ":" when the name has no "/" (e.g. "python:" for "python:3.12")."""
+    name = image.split("@", 1)[0]
+    if "/" in name:
+        return name.rsplit("/", 1)[0] + "/"
+    return name.split(":", 1)[0] + ":"

@@ -2,7 +2,9 @@
 
 Kubernetes RBAC is the permission model: a tool that reads needs `get`/`list` on
 `agentclusters` in the agent's namespace, one that changes needs `create`/`patch`/`delete`
-(scaling: `patch` on `agentclusters/scale`). Over HTTP the MCP SDK's bearer middleware calls
+(scaling: `patch` on `agentclusters/scale`), and a change that newly references a Secret needs
+`get` on that Secret (`agent_api.secret_refs`: the gateway writes with its own identity, so
+the admission webhook leaves this check to it). Over HTTP the MCP SDK's bearer middleware calls
 `KubeTokenVerifier` (no or bad token -> 401) and the tools read the caller from its context.
 
 A token counts only if it was minted for this gateway: the TokenReview names the gateway's
@@ -31,7 +33,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent_api import constants
+from agent_api import constants, secret_refs
 from agent_gateway import errors, kube, settings
 
 log = logging.getLogger(__name__)
@@ -141,12 +143,38 @@ class Authorizer:
         self._cache = _TtlCache(self.cache_seconds)
 
     async def require(self, caller: Caller, namespace: str, verb: str, subresource: str = "") -> None:
-        key = (caller, namespace, verb, subresource)
+        attributes = client.V1ResourceAttributes(
+            namespace=namespace, verb=verb, group=constants.GROUP, resource=constants.PLURAL,
+            subresource=subresource or None)
+        if not await self._allowed(caller, attributes):
+            resource = constants.PLURAL + (f"/{subresource}" if subresource else "")
+            raise errors.GatewayError(
+                f'forbidden: {caller.username} may not {verb} {resource}.{constants.GROUP} in namespace '
+                f'"{namespace}" (Kubernetes RBAC; ask for a Role granting it)'
+            )
+
+    async def require_secret_access(self, caller: Caller, namespace: str,
+                                    uses: list[secret_refs.SecretUse]) -> None:
+        """The caller may get every Secret these references name, or the change is refused.
+
+        Only RBAC is asked, never whether the Secret exists, so a missing Secret and an existing
+        one the caller may not read get the same answer: the gateway is no oracle for Secrets.
+        """
+        denied = set()
+        for name in dict.fromkeys(use.secret for use in uses):
+            attributes = client.V1ResourceAttributes(namespace=namespace, verb="get", group="",
+                                                     resource="secrets", name=name)
+            if not await self._allowed(caller, attributes):
+                denied.add(name)
+        if denied:
+            raise errors.GatewayError(
+                secret_refs.refusal(caller.username, namespace, [use for use in uses if use.secret in denied]))
+
+    async def _allowed(self, caller: Caller, attributes: client.V1ResourceAttributes) -> bool:
+        key = (caller, attributes.namespace, attributes.verb, attributes.group, attributes.resource,
+               attributes.subresource, attributes.name)
         allowed = self._cache.get(key)
         if allowed is None:
-            attributes = client.V1ResourceAttributes(
-                namespace=namespace, verb=verb, group=constants.GROUP, resource=constants.PLURAL,
-                subresource=subresource or None)
             try:
                 status = await self.kube.access_review(
                     None if caller.local else caller.username, list(caller.groups), caller.uid,
@@ -156,12 +184,7 @@ class Authorizer:
                     f"could not check permissions with the API server: {errors.api_message(exc)}") from None
             allowed = bool(status.allowed)
             self._cache.put(key, allowed)
-        if not allowed:
-            resource = constants.PLURAL + (f"/{subresource}" if subresource else "")
-            raise errors.GatewayError(
-                f'forbidden: {caller.username} may not {verb} {resource}.{constants.GROUP} in namespace '
-                f'"{namespace}" (Kubernetes RBAC; ask for a Role granting it)'
-            )
+        return bool(allowed)
 
 
 MCP_PATH = "/mcp"

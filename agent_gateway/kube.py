@@ -1,5 +1,6 @@
-"""The gateway's Kubernetes calls: AgentClusters, their scale subresource, Secrets, and the
-TokenReview / SubjectAccessReview that make Kubernetes RBAC the permission model.
+"""The gateway's Kubernetes calls: AgentClusters, their scale subresource, the replica token
+Secret (over stdio only), and the TokenReview / SubjectAccessReview that make Kubernetes RBAC
+the permission model.
 
 Every change is a JSON merge patch carrying the `metadata.resourceVersion` it was computed
 from, so the API server answers 409 if anyone (kubectl, GitOps, another MCP call) changed the
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kubernetes import client, config
@@ -82,13 +83,17 @@ class Kube:
                 ) from None
             raise errors.GatewayError(errors.api_message(exc)) from None
 
-    async def update_spec(self, namespace: str, name: str, edit: Callable[[dict], dict]) -> dict:
+    async def update_spec(self, namespace: str, name: str, edit: Callable[[dict], dict],
+                          authorize: Callable[[dict, dict], Awaitable[None]] | None = None) -> dict:
         """Apply `edit` (old spec -> new spec) with a resourceVersion precondition, re-reading
-        and recomputing on conflict. `edit` may raise GatewayError to refuse."""
+        and recomputing on conflict. `edit` may raise GatewayError to refuse, and so may
+        `authorize(old, new)`, which sees every recomputed result before it is sent."""
         for _ in range(CONFLICT_RETRIES):
             current = await self.get(namespace, name)
             old = current.get("spec") or {}
             new = edit(old)
+            if authorize is not None:
+                await authorize(old, new)
             patch = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
                      "spec": merge_patch(old, new)}
             try:
@@ -132,15 +137,22 @@ class Kube:
 
     # --- Secrets ------------------------------------------------------------------------
 
-    async def secret_value(self, namespace: str, name: str, key: str) -> bytes | None:
+    async def replica_token(self, namespace: str, cluster: str) -> str:
+        """A cluster's replica token from its namespace's token Secret, read with this client's
+        own identity (over stdio: the kubeconfig's user, who needs `get` on that one Secret)."""
+        name = replica_auth.SECRET_NAME
         try:
             secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
         except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise errors.GatewayError(f"reading Secret {name!r}: {errors.api_message(exc)}") from None
-        raw = (secret.data or {}).get(key)
-        return None if raw is None else base64.b64decode(raw)
+            raise errors.GatewayError(
+                f'the replica tokens of namespace "{namespace}" are in Secret "{name}", which could not be read '
+                f"as the kubeconfig's user: {errors.api_message(exc)}. Over stdio, chat needs `get` on that "
+                f'Secret (a Role with resourceNames: ["{name}"])') from None
+        raw = (secret.data or {}).get(cluster)
+        if not raw:
+            raise errors.GatewayError(f'Secret "{name}" has no token for agent "{cluster}" yet; the operator writes '
+                                      "it, try again in a few seconds")
+        return base64.b64decode(raw).decode()
 
     # --- Authentication and authorization ------------------------------------------------
 
@@ -159,23 +171,6 @@ class Kube:
             return None
         user = answer.status.user_info if answer.status else None
         return user.username if user else None
-
-    async def replica_token(self, namespace: str, cluster: str) -> str:
-        """A cluster's replica token from its namespace's token Secret, read with this client's
-        own identity (over stdio: the kubeconfig's user, who needs `get` on that one Secret)."""
-        name = replica_auth.SECRET_NAME
-        try:
-            secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
-        except ApiException as exc:
-            raise errors.GatewayError(
-                f'the replica tokens of namespace "{namespace}" are in Secret "{name}", which could not be read '
-                f"as the kubeconfig's user: {errors.api_message(exc)}. Over stdio, chat needs `get` on that "
-                f'Secret (a Role with resourceNames: ["{name}"])') from None
-        raw = (secret.data or {}).get(cluster)
-        if not raw:
-            raise errors.GatewayError(f'Secret "{name}" has no token for agent "{cluster}" yet; the operator writes '
-                                      "it, try again in a few seconds")
-        return base64.b64decode(raw).decode()
 
     async def access_review(self, user: str | None, groups: list[str], uid: str | None,
                             extra: dict[str, list[str]] | None,

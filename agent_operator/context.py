@@ -27,3 +27,9 @@ class Context:
     secrets_checked: dict[str, float] = field(default_factory=dict)
     # (namespace, cluster, uid) -> monotonic time its replica token was last checked.
     replica_secrets_checked: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    # Namespace -> the credentials version of its runtime Secret (pods carry it in their
+    # template hash), as of the last check.
+    credentials_versions: dict[str, str] = field(default_factory=dict)
+    # Namespace -> the resourceVersion of its runtime Secret that PostgreSQL (and the other
+    # services) were last made to agree with, by this process.
+    credentials_synced: dict[str, str] = field(default_factory=dict)

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import kopf
 
-from agent_api import constants, tiers
+from agent_api import constants, secret_refs, tiers
 from agent_api.db import cluster_store, migrate
 from agent_operator import admission, kube, reconcile
 from agent_operator.context import Context
@@ -73,8 +73,11 @@ class Operator:
             )
             settings.admission.managed = hook.configuration_name
         pool = await asyncpg.create_pool(self.settings.database_url, min_size=1, max_size=4)
+        # Before anything is served: replicas never migrate (their roles may not run DDL), they
+        # wait for this. Concurrent operators serialise on the migrations' advisory lock.
         async with pool.acquire() as conn:
-            await migrate.apply(conn)
+            applied = await migrate.apply(conn)
+        log.info("schema migrations applied: %s", applied or "none pending")
         self.ctx = Context(kube=kube.Kube(kube.load_client(self.kubeconfig)), settings=self.settings, db=pool)
         self.queue = WorkQueue(self._reconcile, self.settings.workers)
         self.queue.start()
@@ -125,14 +128,19 @@ class Operator:
                 log.exception("resync listing failed; next attempt in %ss", self.settings.resync_seconds)
 
     # --- admission ---------------------------------------------------------------------
-    async def validate_spec(self, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
-        assert self.ctx is not None
+    async def validate_spec(self, body: kopf.Body, old: kopf.Body | None, userinfo: kopf.UserInfo,
+                            namespace: str, name: str, **_: Any) -> None:
+        assert self.ctx is not None and self.settings.webhook is not None
         tier = await self._tier(namespace)
-        problems = admission.spec_errors(dict(body.get("spec") or {}), tier, dt.datetime.now(dt.UTC))
-        if problems:
+        spec = dict(body.get("spec") or {})
+        old_spec = dict(old.get("spec") or {}) if old is not None else None  # None on CREATE
+        if problems := admission.spec_errors(spec, tier, dt.datetime.now(dt.UTC)):
             raise kopf.AdmissionError("; ".join(problems), code=422)
-        requested = int((body.get("spec") or {}).get("replicas", 1))
-        await self._check_slots(tier, namespace, name, requested)
+        if message := admission.image_error(spec, old_spec, tier, self.settings.image, namespace):
+            raise kopf.AdmissionError(message, code=403)
+        await self._check_slots(tier, namespace, name, int(spec.get("replicas", 1)))
+        await self._check_secret_access(dict(userinfo), namespace, admission.secret_uses_to_authorize(
+            spec, old_spec, userinfo.get("username", ""), self.settings.webhook.secret_reference_check_exempt))
 
     async def validate_scale(self, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
         tier = await self._tier(namespace)
@@ -144,6 +152,21 @@ class Operator:
             return self.settings.tiers.for_namespace(await self.ctx.kube.namespace_labels(namespace))
         except tiers.UnknownTierError as error:
             raise kopf.AdmissionError(str(error), code=422) from error
+
+    async def _check_secret_access(self, user: dict[str, Any], namespace: str,
+                                   uses: list[secret_refs.SecretUse]) -> None:
+        """The requesting user must be allowed to get every Secret the request newly references."""
+        assert self.ctx is not None
+        if not uses:
+            return
+        try:
+            denied = await self.ctx.kube.secrets_denied(user, namespace, [use.secret for use in uses])
+        except kube.ReviewFailed as error:  # fail closed: an unchecked reference is not admitted
+            raise kopf.AdmissionError(f"could not check the Secret references: {error}; try again",
+                                      code=503) from error
+        if denied:
+            raise kopf.AdmissionError(secret_refs.refusal(
+                user.get("username", ""), namespace, [use for use in uses if use.secret in denied]), code=403)
 
     async def _check_slots(self, tier: tiers.Tier, namespace: str, name: str, requested: int) -> None:
         assert self.ctx is not None

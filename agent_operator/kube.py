@@ -24,6 +24,10 @@ class Conflict(Exception):
     """The object changed since it was read (HTTP 409): re-read and reconcile again."""
 
 
+class ReviewFailed(Exception):
+    """A SubjectAccessReview could not be made; the webhook then admits nothing it would check."""
+
+
 def load_client(kubeconfig: str | None = None) -> client.ApiClient:
     if kubeconfig:
         return config.new_client_from_config(config_file=kubeconfig)
@@ -39,6 +43,7 @@ class Kube:
         self.api_client = api_client
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        self.authz = client.AuthorizationV1Api(api_client)
 
     # --- AgentClusters ---------------------------------------------------------------
     async def get_cluster(self, namespace: str, name: str) -> Obj | None:
@@ -103,19 +108,51 @@ class Kube:
         result = await _call(self.core.read_namespace, namespace, raw=True)
         return result["metadata"].get("labels") or {}
 
-    async def apply_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
-        """Create or update an Opaque Secret with these string values."""
-        body = {
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "agent-clusters"}},
-            "type": "Opaque", "stringData": data,
-        }
-        created = await _call(self.core.create_namespaced_secret, namespace, body, raw=True, exists=False)
-        if created is False:
-            await _call(self.core.patch_namespaced_secret, name, namespace, {"stringData": data}, raw=True)
+    async def write_secret(self, namespace: str, name: str, data: dict[str, str],
+                           annotations: dict[str, str], resource_version: str | None) -> Obj:
+        """Create the Opaque Secret (`resource_version` None) or update these keys and
+        annotations of the one read at `resource_version` (others are kept); a Secret changed
+        since it was read raises Conflict, so nobody's edit is overwritten unseen."""
+        if resource_version is None:
+            body = {
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "annotations": annotations,
+                             "labels": {"app.kubernetes.io/managed-by": "agent-clusters"}},
+                "type": "Opaque", "stringData": data,
+            }
+            created = await _call(self.core.create_namespaced_secret, namespace, body, raw=True,
+                                  exists=None)
+            if created is None:
+                raise Conflict(f"Secret {namespace}/{name} was created meanwhile")
+            return created
+        patch = {"metadata": {"resourceVersion": resource_version, "annotations": annotations},
+                 "stringData": data}
+        return await _call(self.core.patch_namespaced_secret, name, namespace, patch, raw=True)
 
     async def read_secret(self, namespace: str, name: str) -> Obj | None:
         return await _call(self.core.read_namespaced_secret, name, namespace, raw=True, not_found=None)
+
+    # --- Authorization ----------------------------------------------------------------
+    async def secrets_denied(self, user: Obj, namespace: str, names: list[str]) -> list[str]:
+        """The Secrets among `names` that `user` (an admission request's userInfo: username,
+        uid, groups, extra) may not get, by the API server's own authorizers: one
+        SubjectAccessReview per distinct name. Raises ReviewFailed if a review cannot be made."""
+        identity = {"user": user.get("username"), "uid": user.get("uid"), "groups": user.get("groups"),
+                    "extra": user.get("extra")}
+        denied = []
+        for name in dict.fromkeys(names):
+            body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
+                **{k: v for k, v in identity.items() if v is not None},
+                "resourceAttributes": {"namespace": namespace, "verb": "get", "resource": "secrets", "name": name},
+            }}
+            try:
+                review = await _call(self.authz.create_subject_access_review, body, raw=True)
+            except ApiException as error:
+                raise ReviewFailed(f'SubjectAccessReview for Secret "{name}": {error.status} {_message(error)}') \
+                    from error
+            if not (review.get("status") or {}).get("allowed"):
+                denied.append(name)
+        return denied
 
     async def create_event(self, obj: Obj, event_type: str, reason: str, message: str) -> None:
         """A core/v1 Event on `obj`, so `kubectl describe` shows it."""

@@ -17,17 +17,24 @@ RUNTIME_CONTAINER = "runtime"
 
 
 def template_hash(image: str, tier: tiers.Tier, settings: OperatorSettings,
-                  spec: models.AgentClusterSpec | None = None) -> str:
+                  spec: models.AgentClusterSpec | None = None,
+                  credentials_version: str = "") -> str:
     """Changes to any of these need a new process; everything else is hot-reloaded.
 
     The Secret references of the spec shape the pod's environment, so they are in; the
     Secrets' values are not (a rotated value needs a restart the user asks for, like any
-    Kubernetes Deployment).
+    Kubernetes Deployment). The runtime Secret is the operator's own: its credentials version
+    (an opaque token that changes with them, never derived from them) is in, so issuing new
+    credentials rolls the pods.
     """
     shaping = [image, tier.cpu, tier.memory, settings.runtime_command, settings.runtime_port,
                settings.runtime_secret_name, settings.termination_grace_period_seconds,
                # A rotated master key means new replica tokens: the pods must read theirs again.
                replica_auth.fingerprint(settings.replica_auth_key.encode())]
+    if settings.runtime_database_pooling != "session":
+        shaping.append({"pooling": settings.runtime_database_pooling})
+    if credentials_version:
+        shaping.append({"credentials": credentials_version})
     if spec is not None:
         refs = secret_env_vars(spec)
         if refs["env"] or refs["envFrom"]:
@@ -61,7 +68,8 @@ def secret_env_vars(spec: models.AgentClusterSpec) -> dict[str, list[dict[str, A
 
 
 def build(
-    cluster: dict[str, Any], member: models.Member, tier: tiers.Tier, settings: OperatorSettings
+    cluster: dict[str, Any], member: models.Member, tier: tiers.Tier, settings: OperatorSettings,
+    credentials_version: str = "",
 ) -> dict[str, Any]:
     meta = cluster["metadata"]
     spec = models.AgentClusterSpec.model_validate(cluster.get("spec") or {})
@@ -91,7 +99,8 @@ def build(
                 "app.kubernetes.io/managed-by": "agent-clusters",
             },
             "annotations": {
-                constants.ANNOTATION_POD_TEMPLATE_HASH: template_hash(image, tier, settings, spec),
+                constants.ANNOTATION_POD_TEMPLATE_HASH: template_hash(image, tier, settings, spec,
+                                                                      credentials_version),
                 constants.ANNOTATION_SPEC_GENERATION: str(meta.get("generation", 0)),
             },
             "ownerReferences": [{
@@ -120,6 +129,7 @@ def build(
                     {"name": "AGENT_SHUTDOWN_GRACE_SECONDS",
                      "value": str(max(1, settings.termination_grace_period_seconds - 5))},
                     {"name": "DATABASE_URL", "valueFrom": from_secret("DATABASE_URL")},
+                    {"name": "AGENT_DATABASE_POOLING", "value": settings.runtime_database_pooling},
                     {"name": "REDIS_URL", "valueFrom": from_secret("REDIS_URL")},
                     {"name": secret_env.REPLICA_TOKEN, "valueFrom": {"secretKeyRef": {
                         "name": replica_auth.SECRET_NAME, "key": meta["name"]}}},

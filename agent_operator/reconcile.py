@@ -12,18 +12,15 @@ all simply call it again. Each step is one line in `reconcile()`; the order matt
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import logging
-import math
-import time
 from typing import Any
 
 import pydantic
 
 from agent_api import constants, models, tiers
 from agent_api.db import cluster_store
-from agent_operator import deletion, membership, pods, quota, replica_auth, status
+from agent_operator import credentials, deletion, membership, pods, quota, replica_auth, status
 from agent_operator.context import Context
 
 log = logging.getLogger(__name__)
@@ -46,13 +43,12 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     try:
         spec = models.AgentClusterSpec.model_validate(obj.get("spec") or {})
     except pydantic.ValidationError as error:
-        await _report_invalid_spec(ctx, obj, error)
+        await _report_invalid_spec(ctx, obj, _validation_message(error))
         return None
     obj = await deletion.sync_finalizer(ctx, obj, spec)
-    await _ensure_runtime_secret(ctx, namespace)
+    credentials_version = await credentials.ensure(ctx, obj)
     await replica_auth.ensure_token(ctx, obj)
     seen = status.Observation(generation=obj["metadata"]["generation"], desired=spec.replicas)
-    seen.config_error = await _store_config(ctx, obj)
 
     try:
         tier = ctx.settings.tiers.for_namespace(await ctx.kube.namespace_labels(namespace))
@@ -61,14 +57,20 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
         seen.failing["(namespace)"] = str(error)
         await _write_status(ctx, obj, _status_of(obj), seen, {})
         return None
+    # An image the tier does not allow (admitted before the policy, in a namespace that changed
+    # tier, or with the webhook off) starts no pod; pods already running are left alone.
+    if refused := tiers.image_refusal(tier, spec.image, ctx.settings.image, namespace):
+        await _report_invalid_spec(ctx, obj, refused)
+        return None
+    seen.config_error = await _store_config(ctx, obj)
 
     obj = await _plan_membership(ctx, obj, spec, tier, seen)
     current = _status_of(obj)
     cluster_pods = {p["metadata"]["name"]: p for p in await ctx.kube.list_pods(namespace, name)}
 
     current = await _retire_scaled_down(ctx, obj, current, cluster_pods)
-    await _ensure_member_pods(ctx, obj, current, cluster_pods, tier, seen)
-    await _roll_outdated_pod(ctx, obj, current, cluster_pods, tier, spec, seen)
+    await _ensure_member_pods(ctx, obj, current, cluster_pods, tier, credentials_version, seen)
+    await _roll_outdated_pod(ctx, obj, current, cluster_pods, tier, spec, credentials_version, seen)
     final = await _write_status(ctx, obj, current, seen, cluster_pods)
 
     settled = (
@@ -162,7 +164,7 @@ async def _retire_scaled_down(
 
 async def _ensure_member_pods(
     ctx: Context, obj: Obj, current: models.AgentClusterStatus, cluster_pods: dict[str, Obj],
-    tier: tiers.Tier, seen: status.Observation,
+    tier: tiers.Tier, credentials_version: str, seen: status.Observation,
 ) -> None:
     """One pod per live member; a lost or failed pod comes back under the same name."""
     namespace = obj["metadata"]["namespace"]
@@ -174,7 +176,8 @@ async def _ensure_member_pods(
             seen.failing[member.name] = status.failure_of(pod) or "pod failed"
             continue
         if pod is None:
-            created = await ctx.kube.create_pod(namespace, pods.build(obj, member, tier, ctx.settings))
+            created = await ctx.kube.create_pod(
+                namespace, pods.build(obj, member, tier, ctx.settings, credentials_version))
             if created and member.phase != membership.ALLOCATED:
                 await ctx.kube.create_event(
                     obj, "Normal", constants.EVENT_REPLICA_RECREATED,
@@ -187,11 +190,13 @@ async def _ensure_member_pods(
 
 async def _roll_outdated_pod(
     ctx: Context, obj: Obj, current: models.AgentClusterStatus, cluster_pods: dict[str, Obj],
-    tier: tiers.Tier, spec: models.AgentClusterSpec, seen: status.Observation,
+    tier: tiers.Tier, spec: models.AgentClusterSpec, credentials_version: str,
+    seen: status.Observation,
 ) -> None:
-    """Image, resource or Secret-reference changes: replace one outdated pod at a time, only when
-    all are Ready."""
-    want = pods.template_hash(spec.image or ctx.settings.image, tier, ctx.settings, spec)
+    """Image, resource, Secret-reference or credentials changes: replace one outdated pod at a
+    time, only when all are Ready."""
+    want = pods.template_hash(spec.image or ctx.settings.image, tier, ctx.settings, spec,
+                              credentials_version)
     alive = membership.live(current.members)
     outdated = []
     for member in sorted(alive, key=lambda m: -m.ordinal):
@@ -215,7 +220,7 @@ async def _roll_outdated_pod(
     await ctx.kube.delete_pod(obj["metadata"]["namespace"], member.pod, pod["metadata"]["uid"])
     await ctx.kube.create_event(
         obj, "Normal", "RollingUpdate",
-        f"replacing the pod of {member.name} (image or resources changed); "
+        f"replacing the pod of {member.name} (image, resources or credentials changed); "
         f"{len(outdated) - 1} more after it is Ready",
     )
 
@@ -260,22 +265,6 @@ async def _store_config(ctx: Context, obj: Obj) -> str | None:
     return None
 
 
-async def _ensure_runtime_secret(ctx: Context, namespace: str) -> None:
-    """The Secret replica pods read DATABASE_URL and REDIS_URL from, in their own namespace.
-
-    Checked at most once per resync interval per namespace, and repaired when it was deleted
-    or edited: a wrong URL there would make every replica of the namespace crash-loop."""
-    now = time.monotonic()
-    if now - ctx.secrets_checked.get(namespace, -math.inf) < ctx.settings.resync_seconds:
-        return
-    want = {"DATABASE_URL": ctx.settings.database_url, "REDIS_URL": ctx.settings.redis_url}
-    current = await ctx.kube.read_secret(namespace, ctx.settings.runtime_secret_name)
-    have = {k: base64.b64decode(v).decode() for k, v in ((current or {}).get("data") or {}).items()}
-    if any(have.get(key) != value for key, value in want.items()):
-        await ctx.kube.apply_secret(namespace, ctx.settings.runtime_secret_name, want)
-    ctx.secrets_checked[namespace] = now
-
-
 async def _warn_quota_once(ctx: Context, obj: Obj, current: models.AgentClusterStatus, message: str) -> None:
     """One QuotaExceeded event per change of the message, not one per resync."""
     before = next((c for c in current.conditions if c.type == constants.CONDITION_QUOTA_EXCEEDED), None)
@@ -283,15 +272,22 @@ async def _warn_quota_once(ctx: Context, obj: Obj, current: models.AgentClusterS
         await ctx.kube.create_event(obj, "Warning", constants.EVENT_QUOTA_EXCEEDED, message)
 
 
-async def _report_invalid_spec(ctx: Context, obj: Obj, error: pydantic.ValidationError) -> None:
-    """A spec the API server let through but the models reject (e.g. CRD older than the
-    operator): say so on the object and do nothing else."""
-    message = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
-    )[:2000]
+def _validation_message(error: pydantic.ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+
+
+async def _report_invalid_spec(ctx: Context, obj: Obj, message: str) -> None:
+    """A spec the API server let through but the operator refuses (the models reject it, e.g.
+    a CRD older than the operator; or the tier does not allow its image): say so on the object
+    and do nothing else."""
+    message = message[:2000]
     meta = obj["metadata"]
-    await ctx.kube.create_event(obj, "Warning", "InvalidSpec", message)
     current = _status_of(obj)
     seen = status.Observation(generation=meta["generation"], desired=len(membership.live(current.members)))
     seen.config_error = f"spec rejected: {message}"
+    # One event per change of the message, not one per resync: such an object may stay refused
+    # for a long time (an image policy tightened under running clusters).
+    before = next((c for c in current.conditions if c.type == constants.CONDITION_DEGRADED), None)
+    if before is None or before.message != seen.config_error:
+        await ctx.kube.create_event(obj, "Warning", "InvalidSpec", message)
     await _write_status(ctx, obj, current, seen, {})

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from agent_api import replica_auth
 from agent_api import tiers as tier_config
+from agent_api.db import tenants
 
 ENV_CONFIG_FILE = "AGENTCLUSTERS_OPERATOR_CONFIG"
 
@@ -27,6 +28,9 @@ class WebhookSettings(BaseModel):
     """Holds webhook.crt and webhook.key; generated self-signed when they are missing."""
     configuration_name: str = "agentclusters.io"
     """Name of the ValidatingWebhookConfiguration the operator keeps up to date."""
+    secret_reference_check_exempt: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    """Users whose writes skip the check that they may get every Secret a spec newly references,
+    because they check it for the people they act for (the MCP gateway's ServiceAccount)."""
 
 
 def load(path: str | Path | None = None) -> OperatorSettings:
@@ -58,10 +62,23 @@ class OperatorSettings(BaseModel):
     runtime_command: list[str] = Field(default_factory=lambda: ["agentclusters", "runtime"])
     """Command that starts the agent runtime inside a replica pod."""
     database_url: str = ""
-    """PostgreSQL the runtimes share; copied into each namespace's runtime Secret."""
+    """PostgreSQL, as the operator's privileged role: owner of the schema (it applies the
+    migrations) and CREATEROLE (it creates each namespace's role). Never handed to replicas;
+    the gateway uses the same role."""
+    runtime_database_url: str = ""
+    """How replica pods reach PostgreSQL when that differs from the operator's address (e.g. a
+    PgBouncer); its user and password are replaced by each namespace's own role. Empty: the
+    operator's databaseUrl."""
+    runtime_database_pooling: Literal["session", "transaction"] = "session"
+    """`transaction` when runtimeDatabaseUrl is a PgBouncer in transaction pooling mode (the
+    replicas' AGENT_DATABASE_POOLING: no statement cache, no LISTEN)."""
+    credential_rotation_days: Annotated[float, Field(ge=0)] = 0
+    """Issue each namespace new database credentials when its current ones are this old (the
+    pods roll one at a time); 0 never rotates by age."""
     redis_url: str = ""
     runtime_secret_name: str = "agentclusters-runtime"
-    """Secret the operator keeps in every namespace with AgentClusters (DATABASE_URL, REDIS_URL)."""
+    """Secret the operator keeps in every namespace with AgentClusters (DATABASE_URL with the
+    namespace's own role, REDIS_URL)."""
     runtime_port: int = 8080
     termination_grace_period_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
     resync_seconds: Annotated[float, Field(gt=0)] = 30.0
@@ -73,4 +90,16 @@ class OperatorSettings(BaseModel):
     replica_auth_key: str = Field("", repr=False, exclude=True)
     """The master key each cluster's replica token is derived from (agent_api.replica_auth);
     read from AGENTCLUSTERS_REPLICA_AUTH_KEY by `load`, never from the settings file."""
+
+    @field_validator("database_url", "runtime_database_url")
+    @classmethod
+    def _postgresql_url(cls, url: str) -> str:
+        """A URL the namespaces' tenant URLs can be built from (checked here, at start-up,
+        rather than at the first namespace)."""
+        if url:
+            try:
+                tenants.tenant_url(url, "role", "password")
+            except ValueError as error:
+                raise ValueError(f"{error} (e.g. postgresql://user:password@host:5432/agents)") from error
+        return url
 

@@ -11,8 +11,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
+import time
 
 import asyncpg
 from aiohttp import web
@@ -33,23 +35,42 @@ from agent_runtime.ai import redaction
 
 log = logging.getLogger(__name__)
 
+# While waiting for the operator's migrations, say so at most this often.
+SCHEMA_WAIT_LOG_SECONDS = 30.0
+
+
 async def _connect_pool(url: str, stop: asyncio.Event,
                         pooling: str = "session") -> asyncpg.Pool | None:
-    """Wait for PostgreSQL (it may start after us) and apply pending migrations."""
+    """Wait for PostgreSQL (it may start after us) and for the schema version this code needs.
+
+    The runtime never migrates: the operator applies migrations at its start, with its
+    privileged role (a replica's role may not run DDL). Until then the replica waits, not
+    ready, and says which migration it waits for."""
+    needed = migrate.latest_version()
     delay = 0.2
+    said_at = -math.inf
     while not stop.is_set():
         try:
             conn = await database.connect(url, pooling)
             try:
-                await migrate.apply(conn)
+                have = await migrate.current_version(conn)
             finally:
                 await conn.close()
-            return await database.create_pool(url, pooling)
+            if have >= needed:
+                return await database.create_pool(url, pooling)
+            if time.monotonic() - said_at >= SCHEMA_WAIT_LOG_SECONDS:
+                said_at = time.monotonic()
+                log.warning(
+                    "waiting for the operator to apply migration %d (the database has %s); "
+                    "the operator applies migrations when it starts. Without a running "
+                    "operator, run `agentclusters migrate` with its privileged DATABASE_URL",
+                    needed, f"migration {have}" if have else "none",
+                    extra={"schema_version": have, "schema_version_needed": needed})
         except database.TRANSIENT as error:
             log.warning("PostgreSQL not reachable yet, retrying: %r", error)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, 5.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, 5.0)
     return None
 
 
@@ -89,7 +110,8 @@ async def run(identity: config.Identity | None = None,
     background = [
         asyncio.create_task(watcher.run(stop), name="config"),
         asyncio.create_task(replica_registry.run(stop), name="registry"),
-        asyncio.create_task(retention.run(pool, lambda: _retention_seconds(watcher), stop),
+        asyncio.create_task(retention.run(pool, identity.namespace, identity.cluster,
+                                          lambda: _retention_seconds(watcher), stop),
                             name="retention"),
     ]
     log.info("runtime started", extra={"address": address})

@@ -1,7 +1,9 @@
 """Deleting old finished fires and run history, so the high-churn tables stay small.
 
-Any replica may sweep: deletes are batched, touch only finished rows, and are harmless when
-two replicas sweep at once.
+Each replica sweeps its own cluster's history only, with its cluster's
+`limits.historyRetentionHours`: one cluster's short retention never touches another cluster's
+or another namespace's rows. Any replica of the cluster may sweep: deletes are batched, touch
+only finished rows, and are harmless when two replicas sweep at once.
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ log = logging.getLogger(__name__)
 BATCH = 5000
 
 
-async def sweep(pool: asyncpg.Pool, retention_seconds: float,
+async def sweep(pool: asyncpg.Pool, namespace: str, cluster: str, retention_seconds: float,
                 now: dt.datetime | None = None) -> tuple[int, int]:
-    """Delete finished fires and runs older than the retention; return (fires, runs) deleted."""
+    """Delete the cluster's finished fires and runs older than the retention; return (fires,
+    runs) deleted."""
     totals = []
     for name in ("DeleteOldFires", "DeleteOldRuns"):
         total = 0
         while True:
-            status = await pool.execute(queries.SQL[name], retention_seconds, BATCH, now)
+            status = await pool.execute(queries.SQL[name], namespace, cluster, retention_seconds,
+                                        BATCH, now)
             deleted = int(status.split()[-1])
             total += deleted
             if deleted < BATCH:
@@ -37,7 +41,8 @@ async def sweep(pool: asyncpg.Pool, retention_seconds: float,
     return totals[0], totals[1]
 
 
-async def run(pool: asyncpg.Pool, retention_seconds: Callable[[], float], stop: asyncio.Event,
+async def run(pool: asyncpg.Pool, namespace: str, cluster: str,
+              retention_seconds: Callable[[], float], stop: asyncio.Event,
               interval_seconds: float = 600.0) -> None:
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -45,7 +50,8 @@ async def run(pool: asyncpg.Pool, retention_seconds: Callable[[], float], stop: 
         if stop.is_set():
             return
         try:
-            fires_deleted, runs_deleted = await sweep(pool, retention_seconds())
+            fires_deleted, runs_deleted = await sweep(pool, namespace, cluster,
+                                                     retention_seconds())
             if fires_deleted or runs_deleted:
                 log.info("retention sweep", extra={"fires_deleted": fires_deleted,
                                                    "runs_deleted": runs_deleted})

@@ -59,6 +59,7 @@ class AI(_Model):
     base_url: str | None = Field(None, alias="baseURL")
     api_key_secret_ref: SecretKeyRef | None = None
     system_prompt: str | None = None
+    allow_model_to_set_system_prompt: bool = False
 
 
 class Channel(_Model):

@@ -23,12 +23,22 @@ from devcluster.processes import Process
 REPO = Path(__file__).resolve().parent.parent
 CRDS = REPO / "crds"
 
+# The identity a gateway writes AgentClusters with: the operator's webhook trusts it to have
+# checked its caller's right to each referenced Secret (tests impersonate it).
+SECRET_CHECK_EXEMPT_USER = "system:serviceaccount:agentclusters-dev:gateway"
+
+# Images: the process kubelet ignores them, so each tier's list only exercises the policy:
+# standard allows the dev tags (agent-clusters:v1, ...), pro one registry path, free nothing
+# but the operator's own image.
 DEFAULT_TIERS: dict[str, Any] = {
     "defaultTier": "standard",
     "tiers": {
-        "standard": {"slots": 60, "cpu": "250m", "memory": "256Mi", "minScheduleIntervalSeconds": 1},
-        "pro": {"slots": 5, "cpu": "500m", "memory": "512Mi", "minScheduleIntervalSeconds": 1},
-        "free": {"slots": 2, "cpu": "100m", "memory": "128Mi", "minScheduleIntervalSeconds": 60},
+        "standard": {"slots": 60, "cpu": "250m", "memory": "256Mi", "minScheduleIntervalSeconds": 1,
+                     "allowedImages": ["agent-clusters:"]},
+        "pro": {"slots": 5, "cpu": "500m", "memory": "512Mi", "minScheduleIntervalSeconds": 1,
+                "allowedImages": ["registry.example/approved/"]},
+        "free": {"slots": 2, "cpu": "100m", "memory": "128Mi", "minScheduleIntervalSeconds": 60,
+                 "allowedImages": []},
     },
 }
 
@@ -57,7 +67,8 @@ def write_settings(path: Path, database_url: str, redis_url: str, *, webhook_por
         "tiers": tiers or DEFAULT_TIERS,
         "webhook": {"host": "127.0.0.1", "listen": "127.0.0.1", "port": webhook_port,
                     "certDir": str(path.parent / "webhook-tls"),
-                    "configurationName": "agentclusters.io"},
+                    "configurationName": "agentclusters.io",
+                    "secretReferenceCheckExempt": [SECRET_CHECK_EXEMPT_USER]},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(settings, sort_keys=False))

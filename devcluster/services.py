@@ -10,6 +10,7 @@ import glob
 import os
 import pwd
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -60,7 +61,8 @@ def _make_postgres_dir(path: Path) -> None:
 
 @dataclass
 class Postgres:
-    """A PostgreSQL server in `data_dir` listening on 127.0.0.1:`port`."""
+    """A PostgreSQL server in `data_dir` listening on 127.0.0.1:`port`: `postgres` logs in
+    without a password, every other role with SCRAM-SHA-256 (`_write_hba`)."""
 
     data_dir: Path
     port: int
@@ -91,7 +93,10 @@ class Postgres:
             )
             if result.returncode != 0:
                 raise RuntimeError(f"initdb in {pgdata} failed: {result.stderr.strip()}")
+        self._write_hba(pgdata / "pg_hba.conf")
         if self.running():
+            subprocess.run([*_as_postgres_user(), _postgres_bin("pg_ctl"), "-D", str(pgdata),
+                            "reload"], check=True, stdout=subprocess.DEVNULL)
             return self
         log = self.data_dir / "postgres.log"
         log.touch()
@@ -107,6 +112,21 @@ class Postgres:
         )
         ports.wait_until(lambda: ports.port_open(self.port), timeout=30, what="PostgreSQL")
         return self
+
+    @staticmethod
+    def _write_hba(path: Path) -> None:
+        """`postgres` (the operator's and the tests' privileged role) needs no password; every
+        other role (the namespaces' tenant roles) proves its password with SCRAM-SHA-256, so
+        a wrong or rotated-away password is refused as it would be in production."""
+        path.write_text(
+            "local all postgres trust\n"
+            "local all all scram-sha-256\n"
+            "host all postgres 127.0.0.1/32 trust\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+            "host all postgres ::1/128 trust\n"
+            "host all all ::1/128 scram-sha-256\n"
+        )
+        _chown_to_postgres(path)
 
     def running(self) -> bool:
         pid_file = self.data_dir / "pgdata" / "postmaster.pid"
@@ -129,11 +149,18 @@ class PgBouncer:
 
     Transaction pooling, as production deployments run it: a server connection is a client's
     only for one transaction, so a client must not rely on session state (asyncpg needs
-    `statement_cache_size=0`). Clients are trusted if their user is in the auth file; the
-    server connections log in as `postgres`. A transaction idle for `idle_transaction_timeout`
-    seconds is ended by PgBouncer, the way a frozen client is cut off in production. The
-    startup parameters PgBouncer cannot track (asyncpg's `server_settings`, JDBC's
+    `statement_cache_size=0`). A transaction idle for `idle_transaction_timeout` seconds is
+    ended by PgBouncer, the way a frozen client is cut off in production. The startup
+    parameters PgBouncer cannot track (asyncpg's `server_settings`, JDBC's
     `extra_float_digits`) are ignored instead of refused.
+
+    Logins, as a real deployment does them: server connections log in as the client's own
+    user (never one shared user, which would defeat the tenant roles' row-level security).
+    `postgres` is trusted (the dev servers trust it too). Every other user proves its
+    password with SCRAM-SHA-256 against the verifier PgBouncer looks up in PostgreSQL
+    (`auth_query`, as the unprivileged `pgbouncer_auth` through a SECURITY DEFINER function
+    that only answers for tenant roles: `install_auth_lookup`), then PgBouncer logs in to
+    PostgreSQL with the keys of that same SCRAM exchange: no password is stored here.
     """
 
     data_dir: Path
@@ -142,6 +169,8 @@ class PgBouncer:
     max_client_conn: int = 500
     default_pool_size: int = 20
     idle_transaction_timeout: float = 5.0
+
+    AUTH_USER = "pgbouncer_auth"
 
     @property
     def url(self) -> str:
@@ -154,6 +183,10 @@ class PgBouncer:
     def pid_file(self) -> Path:
         return self.data_dir / "pgbouncer.pid"
 
+    @property
+    def _auth_password_file(self) -> Path:
+        return self.data_dir / "auth_user.password"
+
     def start(self) -> PgBouncer:
         binary = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
         if binary is None:
@@ -165,17 +198,26 @@ class PgBouncer:
         _make_postgres_dir(self.data_dir)
         if self.running():
             return self
+        if not self._auth_password_file.exists():
+            self._auth_password_file.write_text(secrets.token_hex(24))
+        auth_password = self._auth_password_file.read_text()
         auth_file = self.data_dir / "userlist.txt"
-        auth_file.write_text('"postgres" ""\n')
+        auth_file.write_text(f'"postgres" ""\n"{self.AUTH_USER}" "{auth_password}"\n')
+        hba_file = self.data_dir / "pgbouncer_hba.conf"
+        hba_file.write_text("host all postgres 127.0.0.1/32 trust\n"
+                            "host all all 127.0.0.1/32 scram-sha-256\n")
         config = self.data_dir / "pgbouncer.ini"
         config.write_text(
             "[databases]\n"
-            f"* = host=127.0.0.1 port={self.upstream_port} user=postgres\n"
+            f"* = host=127.0.0.1 port={self.upstream_port}\n"
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\n"
             f"unix_socket_dir = {self.data_dir}\n"
             f"logfile = {self.data_dir / 'pgbouncer.log'}\npidfile = {self.pid_file}\n"
-            f"auth_type = trust\nauth_file = {auth_file}\nadmin_users = postgres\n"
+            f"auth_type = hba\nauth_hba_file = {hba_file}\nauth_file = {auth_file}\n"
+            f"auth_user = {self.AUTH_USER}\n"
+            "auth_query = SELECT usename, passwd FROM pgbouncer.get_auth($1)\n"
+            "admin_users = postgres\n"
             "pool_mode = transaction\n"
             f"max_client_conn = {self.max_client_conn}\n"
             f"default_pool_size = {self.default_pool_size}\n"
@@ -185,7 +227,8 @@ class PgBouncer:
             # After a PostgreSQL restart, reconnect within a second rather than 15.
             "server_login_retry = 1\n"
         )
-        for path in (auth_file, config):
+        for path in (auth_file, hba_file, config, self._auth_password_file):
+            path.chmod(0o600)
             _chown_to_postgres(path)
         result = subprocess.run(
             [binary, "-d", str(config)], preexec_fn=_pgbouncer_process_setup,
@@ -196,11 +239,57 @@ class PgBouncer:
         ports.wait_until(lambda: ports.port_open(self.port), timeout=30, what="PgBouncer")
         return self
 
+    def install_auth_lookup(self, database: str) -> None:
+        """What a DBA does once per database PgBouncer serves tenant roles for (PgBouncer 1.18
+        runs `auth_query` in the client's database): the lookup user with this PgBouncer's
+        password, and the function it may call. Run as `postgres` (reading pg_authid needs a
+        superuser); the operator's role could not do it, and does not need to."""
+        password = self._auth_password_file.read_text()
+        psql = _postgres_bin("psql")
+        result = subprocess.run(
+            [psql, "-h", "127.0.0.1", "-p", str(self.upstream_port), "-U", "postgres",
+             "-d", database, "-v", "ON_ERROR_STOP=1", "-q", "-c",
+             AUTH_LOOKUP_SQL.replace("@AUTH_USER@", self.AUTH_USER)
+             .replace("@AUTH_PASSWORD@", password)],
+            check=False, capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"installing PgBouncer's auth lookup in {database} failed: "
+                               f"{result.stderr.strip()}")
+
     def running(self) -> bool:
         return self.pid_file.exists() and ports.port_open(self.port)
 
     def stop(self) -> None:
         _stop_by_pid_file(self.pid_file)
+
+
+# PgBouncer's lookup of a client's SCRAM verifier: only for tenant roles (LOGIN members of
+# agentclusters_tenant, never a superuser), so the pooler cannot be used to log in as the
+# operator or a superuser even with a password. SECURITY DEFINER as its owner (a superuser:
+# pg_authid is readable by superusers only), search_path pinned.
+AUTH_LOOKUP_SQL = """
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '@AUTH_USER@') THEN
+        CREATE ROLE @AUTH_USER@ LOGIN;
+    END IF;
+END
+$$;
+ALTER ROLE @AUTH_USER@ PASSWORD '@AUTH_PASSWORD@';
+CREATE SCHEMA IF NOT EXISTS pgbouncer;
+CREATE OR REPLACE FUNCTION pgbouncer.get_auth(p_usename text)
+    RETURNS TABLE (usename name, passwd text)
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT rolname, rolpassword FROM pg_catalog.pg_authid
+    WHERE rolname = p_usename AND rolcanlogin AND NOT rolsuper
+      AND pg_catalog.pg_has_role(oid, 'agentclusters_tenant', 'MEMBER')
+$fn$;
+REVOKE ALL ON FUNCTION pgbouncer.get_auth(text) FROM PUBLIC;
+GRANT USAGE ON SCHEMA pgbouncer TO @AUTH_USER@;
+GRANT EXECUTE ON FUNCTION pgbouncer.get_auth(text) TO @AUTH_USER@;
+"""
 
 
 def _pgbouncer_process_setup() -> None:

@@ -1,6 +1,8 @@
 """Apply pending schema migrations, safely from any number of processes at once.
 
-Every runtime replica (and `agentclusters migrate`) calls `apply()` at start. One transaction
+The operator calls `apply()` at start, before it serves anything, with its privileged role;
+`agentclusters migrate` is the manual path. Runtime replicas never migrate (their roles may
+not run DDL): they wait until `current_version()` reaches `latest_version()`. One transaction
 holds a transaction-level `pg_advisory_xact_lock` and applies every pending file with its
 `schema_migrations` row: concurrent callers wait for the lock, then find nothing left, and a
 failing file leaves nothing half-applied. Transaction-scoped, so it also holds through
@@ -32,6 +34,10 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
+_LEDGER_EXISTS = "SELECT to_regclass('schema_migrations') IS NOT NULL"
+_APPLIED_VERSION = "SELECT coalesce(max(version), 0) FROM schema_migrations"
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -51,6 +57,19 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
         if migration.version != expected:
             raise ValueError(f"migration versions must be 1..N without gaps; found {migration}")
     return found
+
+
+def latest_version() -> int:
+    """The schema version this code needs: its newest migration."""
+    return load_migrations()[-1].version
+
+
+async def current_version(conn: asyncpg.Connection) -> int:
+    """The newest migration applied to the database, 0 if none (read-only, any role with
+    SELECT on schema_migrations)."""
+    if not await conn.fetchval(_LEDGER_EXISTS):
+        return 0
+    return await conn.fetchval(_APPLIED_VERSION)
 
 
 async def apply(conn: asyncpg.Connection) -> list[int]:
@@ -73,7 +92,8 @@ async def apply(conn: asyncpg.Connection) -> list[int]:
     return applied_now
 
 
-async def _apply_url(url: str) -> list[int]:
+async def apply_url(url: str) -> list[int]:
+    """`apply()` on a connection of its own to `url`."""
     conn = await asyncpg.connect(url)
     try:
         return await apply(conn)
@@ -82,13 +102,14 @@ async def _apply_url(url: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`agentclusters migrate`: apply pending migrations to $DATABASE_URL."""
+    """`agentclusters migrate`: apply pending migrations to $DATABASE_URL (the operator's
+    privileged URL: migrations create tables, roles, policies and grants)."""
     parser = argparse.ArgumentParser(prog="agentclusters migrate", description=main.__doc__)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error("set DATABASE_URL or pass --database-url")
-    applied = asyncio.run(_apply_url(args.database_url))
+    applied = asyncio.run(apply_url(args.database_url))
     print(f"applied migrations: {applied or 'none (schema up to date)'}")
     return 0
 

@@ -97,7 +97,8 @@ CREATE INDEX fires_late_idx ON fires (namespace, cluster, late_after)
     WHERE status = 'available' AND NOT late_ok;
 CREATE INDEX fires_running_lease_idx ON fires (namespace, cluster, lease_expires_at)
     WHERE status = 'running';
-CREATE INDEX fires_finished_idx ON fires (finished_at)
+-- Retention sweeps one cluster's history at a time (0004).
+CREATE INDEX fires_finished_idx ON fires (namespace, cluster, finished_at)
     WHERE status IN ('succeeded', 'failed', 'skipped', 'cancelled', 'missed');
 -- No overlapping runs of one exclusive schedule (per lane): the database holds the rule.
 CREATE UNIQUE INDEX fires_one_running_per_schedule ON fires (namespace, cluster, schedule, replica)
@@ -133,7 +134,7 @@ CREATE TABLE runs (
 
 CREATE INDEX runs_by_replica_idx ON runs (namespace, cluster, replica, started_at);
 CREATE INDEX runs_by_fire_idx ON runs (fire_id) WHERE fire_id IS NOT NULL;
-CREATE INDEX runs_started_idx ON runs (started_at);
+CREATE INDEX runs_started_idx ON runs (namespace, cluster, started_at);
 
 -- Key-value state: replica = '' is the cluster-shared scope.
 CREATE TABLE agent_state (
@@ -196,3 +197,89 @@ CREATE TABLE schema_migrations (
     name        text        NOT NULL,
     applied_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- Tenant isolation (0004): each namespace's replicas log in with a role of their own (created
+-- by agent_api/db/tenants.py, a member of the group agentclusters_tenant), and row-level
+-- security lets it see and change only its namespace's rows. The tables' owner (the
+-- operator's privileged role, which the gateway also uses) bypasses row-level security as
+-- owner, on purpose. LISTEN/NOTIFY and advisory locks are not covered (see 0004).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'agentclusters_tenant') THEN
+        CREATE ROLE agentclusters_tenant NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE
+            NOREPLICATION NOBYPASSRLS;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
+END
+$$;
+
+CREATE TABLE tenant_roles (
+    role_name   text        PRIMARY KEY CHECK (role_name ~ '^agentclusters_t_[0-9a-f]{20}$'),
+    namespace   text        NOT NULL UNIQUE CHECK (namespace <> '' AND length(namespace) <= 63),
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- The namespace of the login role (session_user), NULL for any role not in tenant_roles.
+CREATE FUNCTION agentclusters_tenant_namespace() RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$ SELECT namespace FROM public.tenant_roles WHERE role_name = session_user $$;
+
+REVOKE ALL ON FUNCTION agentclusters_tenant_namespace() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentclusters_tenant_namespace() TO agentclusters_tenant;
+
+-- `(SELECT fn())`: evaluated once per statement; the indexes on namespace serve it.
+ALTER TABLE cluster_configs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_namespace ON cluster_configs TO agentclusters_tenant
+    USING (namespace = (SELECT agentclusters_tenant_namespace()))
+    WITH CHECK (namespace = (SELECT agentclusters_tenant_namespace()));
+ALTER TABLE cluster_members ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_namespace ON cluster_members TO agentclusters_tenant
+    USING (namespace = (SELECT agentclusters_tenant_namespace()))
+    WITH CHECK (namespace = (SELECT agentclusters_tenant_namespace()));
+ALTER TABLE schedule_lanes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_namespace ON schedule_lanes TO agentclusters_tenant
+    USING (namespace = (SELECT agentclusters_tenant_namespace()))
+    WITH CHECK (namespace = (SELECT agentclusters_tenant_namespace()));
+ALTER TABLE fires ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_namespace ON fires TO agentclusters_tenant
+    USING (namespace = (SELECT agentclusters_tenant_namespace()))
+    WITH CHECK (namespace = (SELECT agentclusters_tenant_namespace()));
+ALTER TABLE runs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_namespace ON runs TO agentclusters_tenant
+    USING (namespace = (SELECT agentclusters_tenant_namespace()))
+    WITH CHECK (namespace = (SELECT agentclusters_tenant_namespace()));
+ALTER TABLE agent_state ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_namespace ON agent_state TO agentclusters_tenant
+    USING (namespace = (SELECT agentclusters_tenant_namespace()))
+    WITH CHECK (namespace = (SELECT agentclusters_tenant_namespace()));
+ALTER TABLE conversation_turns ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_namespace ON conversation_turns TO agentclusters_tenant
+    USING (namespace = (SELECT agentclusters_tenant_namespace()))
+    WITH CHECK (namespace = (SELECT agentclusters_tenant_namespace()));
+ALTER TABLE channel_deliveries ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_namespace ON channel_deliveries TO agentclusters_tenant
+    USING (namespace = (SELECT agentclusters_tenant_namespace()))
+    WITH CHECK (namespace = (SELECT agentclusters_tenant_namespace()));
+
+-- Least privilege: what the runtime executes (see 0004 for each grant's reason).
+GRANT USAGE ON SCHEMA public TO agentclusters_tenant;
+GRANT SELECT ON cluster_configs TO agentclusters_tenant;
+GRANT SELECT, INSERT ON cluster_members TO agentclusters_tenant;
+GRANT UPDATE (registered_at) ON cluster_members TO agentclusters_tenant;
+GRANT SELECT, INSERT, UPDATE ON schedule_lanes TO agentclusters_tenant;
+GRANT SELECT, INSERT, UPDATE, DELETE ON fires TO agentclusters_tenant;
+GRANT SELECT, INSERT, UPDATE, DELETE ON runs TO agentclusters_tenant;
+GRANT SELECT, INSERT, UPDATE, DELETE ON agent_state TO agentclusters_tenant;
+GRANT SELECT, INSERT, DELETE ON conversation_turns TO agentclusters_tenant;
+GRANT SELECT, INSERT ON channel_deliveries TO agentclusters_tenant;
+GRANT USAGE ON SEQUENCE fire_lease_token_seq TO agentclusters_tenant;
+GRANT SELECT ON schema_migrations TO agentclusters_tenant;
+
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+DO $$
+BEGIN
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+END
+$$;

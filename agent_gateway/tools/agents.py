@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field, ValidationError
 
-from agent_api import constants, models
+from agent_api import constants, models, secret_refs
 from agent_gateway import deps, errors, results, spec_edit
 from agent_gateway.tools import common
 
@@ -32,7 +32,7 @@ def register(server: MCPServer, d: deps.Deps) -> None:
         ai_provider echo needs no model or key (it replies with the message; for tries and tests).
         when_deleted says whether destroying the agent keeps its state archived (Retain) or deletes it.
         """
-        _, ns = await common.guard(d, namespace, "create")
+        caller, ns = await common.guard(d, namespace, "create")
         spec_edit.check_name(name)
         spec: dict[str, Any] = {"replicas": 1, "statePolicy": {"whenDeleted": when_deleted}}
         if ai_provider is not None:
@@ -41,6 +41,9 @@ def register(server: MCPServer, d: deps.Deps) -> None:
         if image is not None:
             spec["image"] = image
         spec_edit.validated(spec, name)
+        # As for every edit (common.update_spec), though none of these parameters names a Secret
+        # today. The image is the tier's to allow: the admission webhook refuses it in its words.
+        await d.authorizer.require_secret_access(caller, ns, secret_refs.added(None, spec))
         body = {"apiVersion": constants.API_VERSION, "kind": constants.KIND,
                 "metadata": {"name": name, "namespace": ns}, "spec": spec}
         created = await d.kube.create(ns, body)

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from agent_api import constants
+from agent_api import constants, secret_refs
 from agent_gateway import auth, deps, results
 
 AgentName = Annotated[str, Field(min_length=1, max_length=constants.MAX_CLUSTER_NAME_LENGTH,
@@ -35,6 +36,18 @@ async def guard(d: deps.Deps, namespace: str | None, verb: str, subresource: str
     await d.limiter.check(caller.key, caller.username)
     await d.authorizer.require(caller, target, verb, subresource)
     return caller, target
+
+
+async def update_spec(d: deps.Deps, caller: auth.Caller, namespace: str, agent: str,
+                      change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """Apply a spec edit for `caller`, who must be allowed to get every Secret it newly references.
+
+    The gateway writes as its own ServiceAccount, which the admission webhook exempts from that
+    check, so it is made here, for the caller, on every recomputed result (a conflict re-reads)."""
+    async def authorize(old: dict[str, Any], new: dict[str, Any]) -> None:
+        await d.authorizer.require_secret_access(caller, namespace, secret_refs.added(old, new))
+
+    return await d.kube.update_spec(namespace, agent, change, authorize)
 
 
 def changed(obj: dict[str, Any], message: str) -> results.Changed:

@@ -1,7 +1,9 @@
 """Configuration tools: functions, AI engine, webhooks, channels, MCP servers, limits.
 
 Each is one spec edit (agent_gateway.spec_edit) applied with a conflict check; the runtime
-picks most of them up live, without restarting replicas.
+picks most of them up live, without restarting replicas. An edit that newly references a Secret
+needs the caller's own `get` on it (`common.update_spec`); whether the Secret exists is never
+looked up, so the answer reveals nothing about Secrets the caller cannot read.
 """
 
 from __future__ import annotations
@@ -46,20 +48,11 @@ class McpServerInput(BaseModel):
 
 
 def register(server: MCPServer, d: deps.Deps) -> None:
-    async def edit(namespace: str | None, agent: str, change: Any, message: str,
-                   secret: tuple[str, str, str] | None = None) -> results.Changed:
-        """Authorize, check a referenced Secret exists (name, key, what), apply the change."""
-        _, ns = await common.guard(d, namespace, "patch")
-        if secret is not None:
-            await require_secret(ns, *secret)
-        obj = await d.kube.update_spec(ns, agent, change)
+    async def edit(namespace: str | None, agent: str, change: Any, message: str) -> results.Changed:
+        """Authorize (the change, then each Secret it newly references) and apply it."""
+        caller, ns = await common.guard(d, namespace, "patch")
+        obj = await common.update_spec(d, caller, ns, agent, change)
         return common.changed(obj, message)
-
-    async def require_secret(ns: str, name: str, key: str, what: str) -> None:
-        if await d.kube.secret_value(ns, name, key) is None:
-            raise errors.GatewayError(
-                f'{what}: Secret "{name}" with key "{key}" does not exist in namespace "{ns}"; create it first, '
-                f"e.g. kubectl -n {ns} create secret generic {name} --from-literal={key}=...")
 
     @server.tool(annotations=common.WRITE)
     async def add_function(
@@ -134,8 +127,7 @@ def register(server: MCPServer, d: deps.Deps) -> None:
                 "secretRef": {"name": secret_name, "key": secret_key}, "synchronous": synchronous}
         return await edit(namespace, agent_name, lambda spec: spec_edit.add_item(spec, "webhook", hook, agent_name),
                           f'webhook "{webhook_name}" added at /hooks/{namespace or d.settings.default_namespace}'
-                          f"/{agent_name}{path}",
-                          secret=(secret_name, secret_key, f'webhook "{webhook_name}"'))
+                          f"/{agent_name}{path}")
 
     @server.tool(annotations=common.REMOVE)
     async def remove_webhook(agent_name: common.AgentName, webhook_name: common.ItemName,
@@ -159,8 +151,7 @@ def register(server: MCPServer, d: deps.Deps) -> None:
                    "urlSecretRef": {"name": url_secret_name, "key": url_secret_key}}
         return await edit(namespace, agent_name,
                           lambda spec: spec_edit.add_item(spec, "channel", channel, agent_name),
-                          f'channel "{channel_name}" added',
-                          secret=(url_secret_name, url_secret_key, f'channel "{channel_name}"'))
+                          f'channel "{channel_name}" added')
 
     @server.tool(annotations=common.REMOVE)
     async def remove_channel(agent_name: common.AgentName, channel_name: common.ItemName,

@@ -31,7 +31,6 @@ from agent_runtime.ai import (
 
 log = logging.getLogger(__name__)
 
-SYSTEM_PROMPT_KEY = "system_prompt"  # replica state key overriding spec.ai.systemPrompt (A/B tests)
 MAX_PROMPT_DEPTH = 3  # prompt functions calling prompt functions as tools
 REPLY_SUMMARY_CHARS = 1500
 
@@ -116,7 +115,8 @@ class Engine:
                        run_id: int | None, function_tools: list[str],
                        call_function: CallFunction | None, depth: int) -> tuple[tools.Toolbox, list[str]]:
         toolbox = tools.Toolbox()
-        tools.add_state_tools(toolbox, store)
+        allowed = current.ai is not None and current.ai.allow_model_to_set_system_prompt
+        tools.add_state_tools(toolbox, store, frozenset({tools.SYSTEM_PROMPT_KEY}) if allowed else frozenset())
         sender = self._sender(current)
         where = channels.Where(self._identity.namespace, self._identity.cluster,
                                self._identity.replica, run_id)
@@ -140,7 +140,7 @@ class Engine:
         return toolbox, errors
 
     async def _system_prompt(self, current: spec.RuntimeSpec, store: state.StateStore) -> str | None:
-        override = await store.get(SYSTEM_PROMPT_KEY)
+        override = await store.get(tools.SYSTEM_PROMPT_KEY)
         if isinstance(override, str) and override.strip():
             return override
         return current.ai.system_prompt if current.ai else None

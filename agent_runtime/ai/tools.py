@@ -6,6 +6,7 @@ can read and react to; it does not abort the run. What is offered:
 
 - `state_get`, `state_set`, `state_list`: the replica's state (`scope: "replica"`, default) or
   the cluster-shared state (`scope: "cluster"`), with the same size limits as everywhere;
+  `state_set` refuses the reserved keys (`RESERVED_STATE_KEYS`) unless the spec allows it;
 - `send_to_channel` when the spec has channels;
 - `fn_<function>`: the functions the prompt lists in `prompt.tools` (dots become `_`);
 - `<server>__<tool>`: the tools of each configured MCP server.
@@ -26,6 +27,14 @@ from agent_runtime import state
 from agent_runtime.ai import providers
 
 RESULT_MAX_CHARS = 16_000
+
+# Replica state key whose non-empty string replaces spec.ai.systemPrompt (A/B tests).
+SYSTEM_PROMPT_KEY = "system_prompt"
+# State keys the runtime itself acts on, so the model's own tools may not write them: text the
+# model reads (a webhook payload, an MCP answer, a chat message) could otherwise make it persist
+# instructions into every later conversation. Python functions and the gateway's
+# set_agent_state still write them; spec.ai.allowModelToSetSystemPrompt lets the model too.
+RESERVED_STATE_KEYS = frozenset({SYSTEM_PROMPT_KEY})
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -105,13 +114,20 @@ def _key(arguments: dict[str, Any]) -> str:
     return key
 
 
-def add_state_tools(toolbox: Toolbox, store: state.StateStore) -> None:
+def add_state_tools(toolbox: Toolbox, store: state.StateStore,
+                    writable_reserved: frozenset[str] = frozenset()) -> None:
+    """The state tools; `writable_reserved`: the reserved keys the spec lets the model write."""
     async def get(arguments: dict[str, Any]) -> Any:
         return {"key": _key(arguments), "value": await store.get(_key(arguments), _shared(arguments))}
 
     async def put(arguments: dict[str, Any]) -> Any:
         if "value" not in arguments:
             raise ToolError("value is required")
+        if _key(arguments) in RESERVED_STATE_KEYS - writable_reserved:
+            raise ToolError(
+                f"state key {_key(arguments)!r} is reserved: it replaces this agent's system prompt, so the "
+                "model may not write it (its owner may, through the gateway's set_agent_state; "
+                "spec.ai.allowModelToSetSystemPrompt: true lets the model)")
         await store.put(_key(arguments), arguments["value"], _shared(arguments))
         return {"ok": True, "key": _key(arguments)}
 

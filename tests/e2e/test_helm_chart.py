@@ -236,14 +236,16 @@ GATEWAY_ALLOWED = [
     ("patch", "agentclusters.agentclusters.io", None),
     ("delete", "agentclusters.agentclusters.io", None),
     ("patch", "agentclusters.agentclusters.io", "scale"),
-    ("get", "secrets/webhook-signing-key", None),
 ]
 GATEWAY_ALLOWED_CLUSTER = [
     ("create", "tokenreviews.authentication.k8s.io"),
     ("create", "subjectaccessreviews.authorization.k8s.io"),
 ]
 GATEWAY_DENIED = [
-    ("list", "secrets", None),  # get by name only: nothing to enumerate
+    # No Secret at all: the gateway authorizes a caller's Secret references, it never reads one.
+    ("get", "secrets/webhook-signing-key", None),
+    ("get", "secrets/agentclusters-runtime", None),
+    ("list", "secrets", None),
     ("watch", "secrets", None),
     ("create", "secrets", None),
     ("patch", "secrets/webhook-signing-key", None),
@@ -296,9 +298,8 @@ def test_gateway_account_can_do_nothing_more(installed: Cluster) -> None:
     excess += [(verb, res, None) for verb, res in GATEWAY_DENIED_CLUSTER
                if installed.can_i(verb, res, namespace=None, account=GATEWAY_ACCOUNT)]
     assert not excess, f"the gateway's ServiceAccount may also {excess}"
-    # And the operator's account holds none of the gateway's cluster rights.
+    # And the operator's account cannot authenticate tokens (its webhook reviews access, below).
     assert not installed.can_i("create", "tokenreviews.authentication.k8s.io", namespace=None)
-    assert not installed.can_i("create", "subjectaccessreviews.authorization.k8s.io", namespace=None)
 
 
 def _notes_commands(notes: str, prefix: str) -> list[list[str]]:
@@ -371,6 +372,7 @@ ALLOWED_CLUSTER = [
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
     ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io"),
     ("patch", f"validatingwebhookconfigurations.admissionregistration.k8s.io/{WEBHOOK_CONFIGURATION}"),
+    ("create", "subjectaccessreviews.authorization.k8s.io"),  # who may reference which Secret
 ]
 DENIED = [
     ("get", "secrets", None),  # the operator reads only its own runtime Secret
@@ -438,14 +440,14 @@ def test_watch_namespaces_limits_namespaced_rights(cluster: Cluster) -> None:
         assert not can("create", "pods", "-n", "default")
         assert can("list", "namespaces") and can("watch", "namespaces")  # kopf follows the list
         assert not can("create", "validatingwebhookconfigurations.admissionregistration.k8s.io")
-        # The gateway's namespaced rights (AgentClusters, Secret reads) follow the same list.
+        # The gateway's namespaced rights (AgentClusters) follow the same list; Secrets nowhere.
         gateway = f"system:serviceaccount:{namespace}:{release}-agent-clusters-gateway"
 
         def gateway_can(*args: str) -> bool:
             return cluster.kubectl("auth", "can-i", *args, f"--as={gateway}").stdout.strip() == "yes"
 
-        assert gateway_can("get", "secrets/hook-key", "-n", "team-p")
         assert gateway_can("patch", "agentclusters.agentclusters.io", "--subresource=scale", "-n", "team-q")
+        assert not gateway_can("get", "secrets/hook-key", "-n", "team-p")
         for other in ("team-r", "kube-system", namespace):
             assert not gateway_can("get", "secrets/hook-key", "-n", other), other
             assert not gateway_can("get", "agentclusters.agentclusters.io", "-n", other), other

@@ -115,6 +115,8 @@ def expected_cluster_rules(webhook_configuration: str | None,
         expected |= {
             ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "*", "create"),
             ("admissionregistration.k8s.io", "validatingwebhookconfigurations", webhook_configuration, "patch"),
+            # The webhook asks whether the requesting user may get each Secret a spec newly references.
+            ("authorization.k8s.io", "subjectaccessreviews", "*", "create"),
         }
     return expected
 
@@ -126,8 +128,7 @@ def expected_gateway_rules() -> set[tuple[str, str, str, str]]:
         *{("agentclusters.io", "agentclusters", "*", verb) for verb in ("get", "list", "create", "patch", "delete")},
         # scale_agent.
         ("agentclusters.io", "agentclusters/scale", "*", "patch"),
-        # Webhook signing keys and the existence check of referenced Secrets.
-        ("", "secrets", "*", "get"),
+        # No Secrets: a referenced Secret is authorized for the caller (SubjectAccessReview), never read.
     }
 
 

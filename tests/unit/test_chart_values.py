@@ -49,6 +49,11 @@ def test_default_settings_are_accepted_by_the_operator(tmp_path: Path, monkeypat
     assert loaded.webhook.listen == "0.0.0.0"
     assert loaded.webhook.port == 9443
     assert loaded.webhook.configuration_name == "ac-agent-clusters.agentclusters.io"
+    # The gateway checks its callers' access to Secrets itself (it writes as its own account).
+    assert loaded.webhook.secret_reference_check_exempt == [
+        "system:serviceaccount:agent-clusters:ac-agent-clusters-gateway"]
+    # Secure by default: the standard tier runs no image but the operator's own.
+    assert loaded.tiers.tiers["standard"].allowed_images == []
     env = _env(docs)
     assert env["AGENTCLUSTERS_OPERATOR_CONFIG"]["value"] == "/etc/agentclusters/operator.yaml"
     assert "DATABASE_URL" not in env and "REDIS_URL" not in env  # nothing configured: NOTES warn
@@ -62,8 +67,12 @@ def test_custom_tiers_and_agents_reach_the_settings(tmp_path: Path) -> None:
         "tiers.tiers.pro.cpu": "2",
         "tiers.tiers.pro.memory": "4Gi",
         "tiers.tiers.pro.minScheduleIntervalSeconds": "0",
+        "tiers.tiers.pro.allowedImages": "{registry.example/team/,ghcr.io/acme/agent:}",
         "agents.image": "registry.example/agents:1.2",
         "agents.runtimeSecretName": "agent-env",
+        "agents.runtimeDatabaseUrl": "postgresql://pgbouncer.db.svc:6432/agents",
+        "agents.runtimeDatabasePooling": "transaction",
+        "agents.credentialRotationDays": "30",
         "operator.workers": "8",
         "webhook.enabled": "false",
     })
@@ -71,8 +80,12 @@ def test_custom_tiers_and_agents_reach_the_settings(tmp_path: Path) -> None:
     assert loaded.tiers.default_tier == "free"
     assert set(loaded.tiers.tiers) == {"free", "pro", "standard"}  # helm merges maps
     assert loaded.tiers.tiers["pro"].cpu == "2" and loaded.tiers.tiers["pro"].memory == "4Gi"
+    assert loaded.tiers.tiers["pro"].allowed_images == ["registry.example/team/", "ghcr.io/acme/agent:"]
     assert loaded.image == "registry.example/agents:1.2"
     assert loaded.runtime_secret_name == "agent-env"
+    assert loaded.runtime_database_url == "postgresql://pgbouncer.db.svc:6432/agents"
+    assert loaded.runtime_database_pooling == "transaction"
+    assert loaded.credential_rotation_days == 30
     assert loaded.workers == 8
     assert loaded.webhook is None
     kinds = {d["kind"] for d in docs}
@@ -253,6 +266,15 @@ def test_gateway_is_on_by_default_and_reachable_through_its_service(monkeypatch:
     assert not webhook_selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
 
+def test_exempt_writers_are_the_gateway_plus_the_configured_ones(tmp_path: Path) -> None:
+    docs = chart.render({"webhook.secretReferenceCheckExempt": "{system:serviceaccount:gitops:applier}",
+                         "gateway.serviceAccount.name": "mcp"})
+    assert _settings(docs, tmp_path).webhook.secret_reference_check_exempt == [
+        "system:serviceaccount:agent-clusters:mcp", "system:serviceaccount:gitops:applier"]
+    docs = chart.render({"gateway.enabled": "false"})
+    assert _settings(docs, tmp_path).webhook.secret_reference_check_exempt == []
+
+
 def test_gateway_existing_secrets_are_the_operators() -> None:
     docs = chart.render(chart.ALTERNATIVE)
     assert _env(docs, GATEWAY)["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "pg-credentials", "key": "uri"}
@@ -342,6 +364,8 @@ def test_gateway_ingress_is_optional_and_sets_the_public_url() -> None:
     ({"replicaCount": "2"}, "/replicaCount"),
     ({"tiers.tiers.big.slots": "1", "tiers.tiers.big.cpu": "lots"}, "/tiers/tiers/big/cpu"),
     ({"tiers.tiers.nothing.cpu": "1"}, "missing property 'slots'"),
+    ({"tiers.tiers.standard.allowedImages": "{ghcr.io/acme}"}, "/tiers/tiers/standard/allowedImages/0"),
+    ({"webhook.secretReferenceCheckExempt": "someone"}, "/webhook/secretReferenceCheckExempt"),
     ({"unknownKey": "1"}, "additional properties 'unknownKey' not allowed"),
     ({"webhook.port": "70000"}, "/webhook/port"),
     ({"gateway.replicaCount": "0"}, "/gateway/replicaCount"),

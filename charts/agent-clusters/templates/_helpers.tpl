@@ -109,6 +109,11 @@ image: {{ default (include "agent-clusters.image" .) .Values.agents.image | quot
 runtimeCommand:
 {{- toYaml .Values.agents.command | nindent 2 }}
 runtimeSecretName: {{ .Values.agents.runtimeSecretName | quote }}
+{{- with .Values.agents.runtimeDatabaseUrl }}
+runtimeDatabaseUrl: {{ . | quote }}
+{{- end }}
+runtimeDatabasePooling: {{ .Values.agents.runtimeDatabasePooling | quote }}
+credentialRotationDays: {{ .Values.agents.credentialRotationDays }}
 runtimePort: {{ .Values.agents.port }}
 terminationGracePeriodSeconds: {{ .Values.agents.terminationGracePeriodSeconds }}
 resyncSeconds: {{ .Values.operator.resyncSeconds }}
@@ -131,6 +136,9 @@ tiers:
       {{- if hasKey $tier "minScheduleIntervalSeconds" }}
       minScheduleIntervalSeconds: {{ int64 $tier.minScheduleIntervalSeconds }}
       {{- end }}
+      {{- if hasKey $tier "allowedImages" }}
+      allowedImages: {{ toJson $tier.allowedImages }}
+      {{- end }}
     {{- end }}
 {{- if .Values.webhook.enabled }}
 webhook:
@@ -139,9 +147,22 @@ webhook:
   port: {{ .Values.webhook.port }}
   certDir: {{ include "agent-clusters.certDir" . | quote }}
   configurationName: {{ include "agent-clusters.webhookConfigurationName" . | quote }}
+  secretReferenceCheckExempt: {{ include "agent-clusters.secretReferenceCheckExempt" . }}
 {{- else }}
 webhook: null
 {{- end }}
+{{- end }}
+
+{{/* Users whose AgentCluster writes skip the webhook's check that they may get every Secret a
+spec newly references, as JSON: the gateway's ServiceAccount (it checks its callers itself, then
+writes as itself), plus webhook.secretReferenceCheckExempt. */}}
+{{- define "agent-clusters.secretReferenceCheckExempt" -}}
+{{- $users := list }}
+{{- if .Values.gateway.enabled }}
+{{- $users = append $users (printf "system:serviceaccount:%s:%s" .Release.Namespace (include "agent-clusters.gatewayServiceAccountName" .)) }}
+{{- end }}
+{{- $users = concat $users .Values.webhook.secretReferenceCheckExempt }}
+{{- if $users }}{{ toJson $users }}{{ else }}[]{{ end }}
 {{- end }}
 
 {{/* Checks the schema cannot express; rendered (as nothing) by configmap.yaml. */}}

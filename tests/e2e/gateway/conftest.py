@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from kubernetes import client
+from kubernetes.client import ApiClient
 
 from devcluster import gateway_process, services
 from devcluster.cluster import DevCluster
 from tests.e2e.helpers import RunningOperator
+
+CALLER = "mcp-caller"  # the ServiceAccount gateway_process.issue_caller_token makes by default
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +35,20 @@ def token_for(devcluster: DevCluster) -> Callable[[str], str]:
         return gateway_process.issue_caller_token(devcluster.bin_dir / "kubectl", devcluster.kubeconfig, namespace)
 
     return issue
+
+
+@pytest.fixture
+def grant_secret_read(k8s_api: ApiClient) -> Callable[[str, str], None]:
+    """Lets the caller of `token_for(namespace)` get one Secret there (a Role and a RoleBinding),
+    as a tool that references the Secret requires."""
+    def grant(namespace: str, secret: str) -> None:
+        rbac = client.RbacAuthorizationV1Api(k8s_api)
+        name = f"read-{secret}"
+        rbac.create_namespaced_role(namespace, {"metadata": {"name": name}, "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret], "verbs": ["get"]}]})
+        rbac.create_namespaced_role_binding(namespace, {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": CALLER, "namespace": namespace}]})
+
+    return grant

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import httpx2
@@ -50,24 +51,34 @@ async def webhook_runs(database_url: str, namespace: str, agent: str) -> int:
         await conn.close()
 
 
-async def hooked_agent(gateway, namespace: str, token: str, k8s_api, agent: str = "hooked",
-                       replicas: int = 1) -> list[str]:
-    """An agent with an echo function behind an asynchronous webhook /github and a synchronous
-    /sync, both signed with SECRET; its members once all are ready."""
-    core = client.CoreV1Api(k8s_api)
-    if not core.list_namespaced_secret(namespace, field_selector="metadata.name=hooks").items:
-        core.create_namespaced_secret(namespace, {"metadata": {"name": "hooks"},
-                                                  "data": {"secret": base64.b64encode(SECRET).decode()}})
-    async with mcpclient.connect(gateway.mcp_url, token) as mcp:
-        await mcp.call("make_agent", name=agent, namespace=namespace)
-        await mcp.call("add_function", agent_name=agent, function_name="ingest",
-                       python_entrypoint="agent_runtime.builtins:echo", namespace=namespace)
-        await mcp.call("add_webhook", agent_name=agent, webhook_name="gh", path="/github", function_name="ingest",
-                       secret_name="hooks", namespace=namespace)
-        await mcp.call("add_webhook", agent_name=agent, webhook_name="sync", path="/sync", function_name="ingest",
-                       secret_name="hooks", synchronous=True, namespace=namespace)
-        # Scaling after the webhooks exist: every pod starts with their secrets.
-        return (await mcp.call("scale_agent", name=agent, replicas=replicas, namespace=namespace))["members"]
+@pytest.fixture
+def hooked_agent(gateway, namespace, token_for, k8s_api, grant_secret_read
+                 ) -> Callable[..., Awaitable[list[str]]]:
+    """Makes agents with an echo function behind an asynchronous webhook /github and a
+    synchronous /sync, both signed with SECRET (the Secret `hooks`, readable by the caller);
+    answers with an agent's members once all are ready."""
+    client.CoreV1Api(k8s_api).create_namespaced_secret(namespace, {
+        "metadata": {"name": "hooks"}, "data": {"secret": base64.b64encode(SECRET).decode()}})
+    token = token_for(namespace)
+    grant_secret_read(namespace, "hooks")  # referencing a Secret takes the caller's own get on it
+
+    async def make(agent: str = "hooked", replicas: int = 1) -> list[str]:
+        async with mcpclient.connect(gateway.mcp_url, token) as mcp:
+            return await _make(mcp, namespace, agent, replicas)
+
+    return make
+
+
+async def _make(mcp: mcpclient.Session, namespace: str, agent: str, replicas: int) -> list[str]:
+    await mcp.call("make_agent", name=agent, namespace=namespace)
+    await mcp.call("add_function", agent_name=agent, function_name="ingest",
+                   python_entrypoint="agent_runtime.builtins:echo", namespace=namespace)
+    await mcp.call("add_webhook", agent_name=agent, webhook_name="gh", path="/github", function_name="ingest",
+                   secret_name="hooks", namespace=namespace)
+    await mcp.call("add_webhook", agent_name=agent, webhook_name="sync", path="/sync", function_name="ingest",
+                   secret_name="hooks", synchronous=True, namespace=namespace)
+    # Scaling after the webhooks exist: every pod starts with their secrets.
+    return (await mcp.call("scale_agent", name=agent, replicas=replicas, namespace=namespace))["members"]
 
 
 async def deliver(http: httpx2.AsyncClient, gateway, namespace: str, agent: str, path: str, body: bytes,
@@ -90,9 +101,13 @@ async def synced(http, gateway, namespace: str, agent: str) -> None:
         await asyncio.sleep(1)
 
 
-async def test_webhooks(gateway, namespace, token_for, k8s_api, operator):
+async def test_webhooks(gateway, namespace, token_for, operator, hooked_agent):
     agent = "hooked"
-    members = await hooked_agent(gateway, namespace, token_for(namespace), k8s_api, agent, replicas=3)
+    members = await hooked_agent(agent, replicas=3)
+    async with mcpclient.connect(gateway.mcp_url, token_for(namespace)) as mcp:
+        unreadable = await mcp.error("add_webhook", agent_name=agent, webhook_name="other", path="/other",
+                                     function_name="ingest", secret_name="nope", namespace=namespace)
+    assert 'may not get Secret "nope"' in unreadable
 
     async with httpx2.AsyncClient(timeout=60) as http:
         counts: collections.Counter[str] = collections.Counter()
@@ -124,8 +139,8 @@ async def test_webhooks(gateway, namespace, token_for, k8s_api, operator):
         assert too_big.status_code == 413 and "larger than" in too_big.json()["error"]
 
 
-async def test_a_replayed_delivery_is_refused_and_runs_once(gateway, namespace, token_for, k8s_api, operator):
-    await hooked_agent(gateway, namespace, token_for(namespace), k8s_api, replicas=2)
+async def test_a_replayed_delivery_is_refused_and_runs_once(gateway, namespace, operator, hooked_agent):
+    await hooked_agent(replicas=2)
     body = b'{"transfer": 100}'
     async with httpx2.AsyncClient(timeout=60) as http:
         await synced(http, gateway, namespace, "hooked")
@@ -140,8 +155,8 @@ async def test_a_replayed_delivery_is_refused_and_runs_once(gateway, namespace, 
     assert await webhook_runs(operator.database_url, namespace, "hooked") == before + 1
 
 
-async def test_a_stale_delivery_is_refused_with_the_server_time(gateway, namespace, token_for, k8s_api, operator):
-    await hooked_agent(gateway, namespace, token_for(namespace), k8s_api)
+async def test_a_stale_delivery_is_refused_with_the_server_time(gateway, namespace, operator, hooked_agent):
+    await hooked_agent()
     body = b'{"n": 2}'
     sent = int(time.time()) - 3600
     async with httpx2.AsyncClient(timeout=60) as http:
@@ -155,10 +170,9 @@ async def test_a_stale_delivery_is_refused_with_the_server_time(gateway, namespa
     assert await webhook_runs(operator.database_url, namespace, "hooked") == before
 
 
-async def test_a_delivery_signed_for_another_agent_is_refused(gateway, namespace, token_for, k8s_api, operator):
-    token = token_for(namespace)
-    await hooked_agent(gateway, namespace, token, k8s_api, "first")
-    await hooked_agent(gateway, namespace, token, k8s_api, "second")  # the same secret
+async def test_a_delivery_signed_for_another_agent_is_refused(gateway, namespace, operator, hooked_agent):
+    await hooked_agent("first")
+    await hooked_agent("second")  # the same secret
     body = b'{"n": 3}'
     async with httpx2.AsyncClient(timeout=60) as http:
         await synced(http, gateway, namespace, "second")
@@ -170,8 +184,8 @@ async def test_a_delivery_signed_for_another_agent_is_refused(gateway, namespace
     assert await webhook_runs(operator.database_url, namespace, "second") == before
 
 
-async def test_the_retired_body_only_signature_is_refused(gateway, namespace, token_for, k8s_api, operator):
-    await hooked_agent(gateway, namespace, token_for(namespace), k8s_api)
+async def test_the_retired_body_only_signature_is_refused(gateway, namespace, operator, hooked_agent):
+    await hooked_agent()
     body = b'{"n": 4}'
     old = {webhook_signatures.SIGNATURE_HEADER: "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()}
     async with httpx2.AsyncClient(timeout=60) as http:
@@ -181,10 +195,10 @@ async def test_the_retired_body_only_signature_is_refused(gateway, namespace, to
     assert await webhook_runs(operator.database_url, namespace, "hooked") == 0
 
 
-async def test_the_gateway_needs_no_webhook_secret(gateway, namespace, token_for, k8s_api):
+async def test_the_gateway_needs_no_webhook_secret(gateway, namespace, k8s_api, hooked_agent):
     """The replica verifies with the secret it was started with; the gateway reads none (its
     cluster-wide Secret read is gone), so a delivery works with the Secret out of its reach."""
-    await hooked_agent(gateway, namespace, token_for(namespace), k8s_api)
+    await hooked_agent()
     async with httpx2.AsyncClient(timeout=60) as http:
         await synced(http, gateway, namespace, "hooked")
         client.CoreV1Api(k8s_api).delete_namespaced_secret("hooks", namespace)

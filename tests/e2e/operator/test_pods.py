@@ -3,9 +3,11 @@ resources, no API token, and readiness from the runtime's health endpoint."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from kubernetes import client
@@ -87,7 +89,9 @@ def test_runtime_process_runs_with_the_member_identity_and_the_secret_values(
     assert env["AGENT_REPLICA"] == member["name"]
     assert env["AGENT_ORDINAL"] == "0"
     assert env["POD_IP"] == core.read_namespaced_pod(pod.metadata.name, namespace).status.pod_ip
-    assert env["DATABASE_URL"] == operator.database_url
+    # The namespace's own PostgreSQL role, never the operator's (tests/e2e/tenancy).
+    assert env["DATABASE_URL"] == base64.b64decode(secret.data["DATABASE_URL"]).decode()
+    assert urlsplit(env["DATABASE_URL"]).username != urlsplit(operator.database_url).username
     assert set(secret.data) == {"DATABASE_URL", "REDIS_URL"}
     assert env["REDIS_URL"].startswith("redis://")
 

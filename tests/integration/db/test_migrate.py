@@ -1,4 +1,5 @@
-"""Migrations: idempotent, safe under concurrent starts, and equal to schema.sql."""
+"""Migrations: idempotent, safe under concurrent starts, and equal to schema.sql (tables,
+indexes, row-level security policies and grants)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ async def test_concurrent_migrate_calls_apply_each_migration_once(database_url):
 
 def _dump(url: str) -> str:
     pg_dump = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_dump"))[-1]
-    out = subprocess.run([pg_dump, "--schema-only", "--no-owner", "--no-privileges", url],
+    # Privileges included: the tenant group's grants are part of the schema's contract.
+    out = subprocess.run([pg_dump, "--schema-only", "--no-owner", url],
                          check=True, capture_output=True, text=True).stdout
     return "\n".join(line for line in out.splitlines()
                      if line.strip() and not line.startswith(("--", "\\restrict", "\\unrestrict")))
@@ -63,7 +65,12 @@ async def test_migrated_schema_equals_schema_sql(database_url, postgres_server):
             await ref.execute(SCHEMA_SQL.read_text())
         finally:
             await ref.close()
-        assert _dump(database_url) == _dump(reference_url)
+        migrated = _dump(database_url)
+        assert migrated == _dump(reference_url)
+        # The comparison covers row-level security and the grants, not only the tables.
+        assert migrated.count("ENABLE ROW LEVEL SECURITY") == 8
+        assert migrated.count("CREATE POLICY tenant_namespace") == 8
+        assert "GRANT SELECT ON TABLE public.cluster_configs TO agentclusters_tenant;" in migrated
     finally:
         admin = await asyncpg.connect(postgres_server.url)
         await admin.execute('DROP DATABASE IF EXISTS "schema_sql_reference" WITH (FORCE)')

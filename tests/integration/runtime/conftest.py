@@ -13,17 +13,27 @@ from pathlib import Path
 import pytest
 
 from devcluster import ports, services
+from tests.integration.runtime import harness
 from tests.integration.runtime.harness import RuntimeProcess
 
 
 @pytest.fixture
 def spawn(redis_url, tmp_path):
-    """Start runtime processes; each on its own loopback address; killed at teardown."""
+    """Start runtime processes; each on its own loopback address; killed at teardown.
+
+    As the operator would: the database is migrated first, and the runtime gets its
+    namespace's own role (`harness.tenant_url`) unless `tenant=False` (then `database_url` is
+    used as given)."""
     started: list[RuntimeProcess] = []
     octet = random.randint(2, 200)
+    handed: dict[str, str] = {}
 
     def start(replica: str, database_url: str, redis: str | None = None, grace: float = 5.0,
-              **env: str) -> RuntimeProcess:
+              tenant: bool = True, **env: str) -> RuntimeProcess:
+        if tenant:
+            if database_url not in handed:
+                handed[database_url] = harness.tenant_url_blocking(database_url)
+            database_url = handed[database_url]
         pod_ip = f"127.0.{octet}.{len(started) + 2}"
         process = RuntimeProcess(database_url, redis or redis_url, replica, pod_ip,
                                  ports.free_port(pod_ip), tmp_path, grace, len(started),

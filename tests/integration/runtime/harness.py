@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
+import hashlib
 import os
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 
-from agent_api.db import cluster_store, migrate
+from agent_api.db import cluster_store, migrate, tenants
 from agent_runtime import config, metrics, runner, scheduler
 
 NAMESPACE = "team-a"
@@ -59,6 +62,34 @@ async def migrated(database_url: str) -> None:
         await migrate.apply(conn)
     finally:
         await conn.close()
+
+
+async def tenant_url(database_url: str, namespace: str = NAMESPACE) -> str:
+    """What the operator hands `namespace`'s replicas: the schema migrated (the operator's job,
+    never a replica's), the namespace's own role, and a URL to the same server and database
+    with that role's credentials (row-level security: the replica sees only its namespace)."""
+    await migrated(database_url)
+    password = _tenant_password(database_url, namespace)
+    conn = await asyncpg.connect(database_url)
+    try:
+        role = await tenants.ensure_role(conn, namespace, password)
+    finally:
+        await conn.close()
+    return tenants.tenant_url(database_url, role, password)
+
+
+def tenant_url_blocking(database_url: str, namespace: str = NAMESPACE) -> str:
+    """`tenant_url` from synchronous code that may run inside the test's event loop (a fixture's
+    `spawn`): on a thread with a loop of its own."""
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, tenant_url(database_url, namespace)).result()
+
+
+def _tenant_password(database_url: str, namespace: str) -> str:
+    """One password per database and namespace: a second URL of the same database (through a
+    proxy) sets the same password again instead of locking out replicas started earlier."""
+    database = urlsplit(database_url).path.lstrip("/")
+    return hashlib.sha256(f"test tenant\0{database}\0{namespace}".encode()).hexdigest()
 
 
 async def write_spec(database_url: str, generation: int, spec: dict) -> None:

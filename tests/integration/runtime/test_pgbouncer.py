@@ -1,8 +1,11 @@
 """Runtime processes behind PgBouncer in transaction pooling mode (Debian's package).
 
 `AGENT_DATABASE_POOLING=transaction`: no statement cache, no startup parameters, no LISTEN.
-Migrations, planning, claiming, leases, completion, config changes and the shutdown drain
-all go through the pooler; the database never sees a runtime connect to it directly.
+The runtimes log in with their namespace's own role, as the operator hands it to them
+(PgBouncer authenticates it with SCRAM against the verifier it looks up in PostgreSQL, then
+logs in to PostgreSQL as that role, so row-level security applies). The schema check,
+planning, claiming, leases, completion, config changes and the shutdown drain all go through
+the pooler; the database never sees a runtime connect to it directly.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import signal
 import subprocess
 from collections import Counter
 
+from agent_api.db import tenants
 from tests.integration.runtime import harness
 from tests.integration.runtime.harness import CLUSTER, NAMESPACE
 
@@ -34,17 +38,13 @@ def _pgbouncer_show(pgbouncer, what: str) -> list[dict[str, str]]:
 async def test_replicas_schedule_exactly_once_through_pgbouncer_in_transaction_mode(
         database_url, pgbouncer_server, spawn):
     database = database_url.rsplit("/", 1)[1]
-    pooled_url = pgbouncer_server.url_for(database)
+    # The operator's part: migrations and the namespace's role, on the direct URL.
+    role, password = tenants.url_credentials(await harness.tenant_url(database_url))
+    pgbouncer_server.install_auth_lookup(database)  # the DBA's part, once per database
+    pooled_url = tenants.tenant_url(pgbouncer_server.url_for(database), role, password)
     function = harness.python_function("echo", "async_echo")
-    # Nothing migrated beforehand: the runtimes migrate through the pooler themselves.
-    processes = [spawn(f"r{i}", pooled_url, **THROUGH_PGBOUNCER) for i in range(3)]
-
-    async def migrated():
-        """the runtimes applied the migrations through PgBouncer"""
-        rows = await harness.fetch(database_url, "SELECT to_regclass('schema_migrations') AS t")
-        return rows[0]["t"] is not None
-
-    await harness.wait_for(migrated, within=60)
+    processes = [spawn(f"r{i}", pooled_url, tenant=False, **THROUGH_PGBOUNCER)
+                 for i in range(3)]
     await harness.write_spec(database_url, 1, harness.spec_with(
         [function], [harness.schedule("single", "echo"),
                      harness.schedule("everywhere", "echo", mode="cluster")]))
@@ -90,7 +90,7 @@ async def test_replicas_schedule_exactly_once_through_pgbouncer_in_transaction_m
     assert not [f for f in fires if f["status"] == "running"]
     # Each runtime held PgBouncer client connections; none reached PostgreSQL directly:
     # every backend of this database belongs to PgBouncer's server pool.
-    assert {c["user"] for c in clients} == {"postgres"} and len(clients) >= 3
+    assert {c["user"] for c in clients} == {role} and len(clients) >= 3
     assert {b["client_port"] for b in backends} <= servers
     for process in processes:
         assert "prepared statement" not in process.log()

@@ -21,12 +21,16 @@ from tests.integration.runtime.harness import CLUSTER, NAMESPACE, RuntimeProcess
 
 @pytest.fixture
 def spawn(database_url, redis_url, tmp_path):
+    """Runtimes with the credentials the operator hands their namespace (its own role)."""
     started: list[RuntimeProcess] = []
     octet = random.randint(2, 200)
+    handed: list[str] = []
 
     def start(replica: str, redis: str | None = None, grace: float = 5.0) -> RuntimeProcess:
+        if not handed:
+            handed.append(harness.tenant_url_blocking(database_url))
         pod_ip = f"127.0.{octet}.{len(started) + 2}"
-        process = RuntimeProcess(database_url, redis or redis_url, replica, pod_ip,
+        process = RuntimeProcess(handed[0], redis or redis_url, replica, pod_ip,
                                  ports.free_port(pod_ip), tmp_path, grace, len(started))
         started.append(process)
         return process

@@ -55,9 +55,9 @@ async def test_sweep_removes_old_finished_rows_and_keeps_live_and_recent_ones(da
             # A recent run of a fire old enough to go: the history row stays, unlinked.
             recent_run_of_old_fire = await _run(conn, old["cancelled"], "released", 1 * DAY)
 
-        deleted = await retention.sweep(pool, RETENTION, NOW)
-        again = await retention.sweep(pool, RETENTION, NOW)
-        later = await retention.sweep(pool, RETENTION, NOW + 2 * DAY)
+        deleted = await retention.sweep(pool, NAMESPACE, CLUSTER, RETENTION, NOW)
+        again = await retention.sweep(pool, NAMESPACE, CLUSTER, RETENTION, NOW)
+        later = await retention.sweep(pool, NAMESPACE, CLUSTER, RETENTION, NOW + 2 * DAY)
         fires = {r["id"]: r["status"] for r in await pool.fetch("SELECT id, status FROM fires")}
         runs = {r["id"]: r["fire_id"] for r in await pool.fetch("SELECT id, fire_id FROM runs")}
     finally:
@@ -81,7 +81,34 @@ async def test_sweep_deletes_in_batches(database_url, monkeypatch):
             " 'succeeded', $3::timestamptz - interval '8 days' FROM generate_series(1, 25) AS n",
             NAMESPACE, CLUSTER, NOW)
         monkeypatch.setattr(retention, "BATCH", 10)
-        assert await retention.sweep(pool, RETENTION, NOW) == (25, 0)
+        assert await retention.sweep(pool, NAMESPACE, CLUSTER, RETENTION, NOW) == (25, 0)
         assert await pool.fetchval("SELECT count(*) FROM fires") == 0
     finally:
         await pool.close()
+
+
+async def test_one_clusters_short_retention_leaves_other_clusters_history(database_url):
+    """Cluster A of team-a keeps one hour of history: its sweep deletes its own old rows and
+    leaves those of its sibling cluster and of another namespace, however old."""
+    await harness.migrated(database_url)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    scopes = [(NAMESPACE, CLUSTER), (NAMESPACE, "sibling"), ("team-b", CLUSTER)]
+    try:
+        for namespace, cluster in scopes:
+            fire = await pool.fetchval(
+                "INSERT INTO fires (namespace, cluster, schedule, fire_time, mode, function,"
+                " status, finished_at) VALUES ($1, $2, 's', $3, 'single', 'f', 'succeeded', $3)"
+                " RETURNING id", namespace, cluster, NOW - 2 * DAY)
+            await pool.execute(
+                "INSERT INTO runs (namespace, cluster, replica, fire_id, trigger, function,"
+                " status, started_at, finished_at) VALUES ($1, $2, 'r0', $3, 'schedule', 'f',"
+                " 'succeeded', $4, $4)", namespace, cluster, fire, NOW - 2 * DAY)
+
+        deleted = await retention.sweep(pool, NAMESPACE, CLUSTER, 3600.0, NOW)
+        left = {(r["namespace"], r["cluster"]) for r in await pool.fetch(
+            "SELECT namespace, cluster FROM fires UNION ALL SELECT namespace, cluster FROM runs")}
+    finally:
+        await pool.close()
+
+    assert deleted == (1, 1)
+    assert left == {(NAMESPACE, "sibling"), ("team-b", CLUSTER)}

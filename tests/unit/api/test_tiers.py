@@ -84,3 +84,56 @@ def test_load_order(tmp_path: Path) -> None:
 def test_bad_configuration_is_refused(text: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         tiers.parse(text)
+
+
+# --- Images -------------------------------------------------------------------------------
+
+OWN = "ghcr.io/agent-clusters/agent-clusters:0.1.0"
+
+
+@pytest.mark.parametrize(("allowed", "image"), [
+    ([], None),  # no spec.image: the operator's own
+    ([], OWN),
+    (["registry.example.com/team/"], "registry.example.com/team/agent:1"),
+    (["registry.example.com/team/"], "registry.example.com/team/sub/agent@sha256:" + "a" * 64),
+    (["ghcr.io/acme/agent:"], "ghcr.io/acme/agent:2.0"),
+    (["ghcr.io/acme/agent@"], "ghcr.io/acme/agent@sha256:" + "b" * 64),
+    (["*"], "anything:at-all"),
+])
+def test_allowed_images(allowed: list[str], image: str | None) -> None:
+    tier = tiers.Tier(name="t", slots=1, allowed_images=allowed)
+    assert tiers.image_refusal(tier, image, OWN, "ns") is None
+
+
+@pytest.mark.parametrize(("allowed", "image"), [
+    ([], "ghcr.io/agent-clusters/agent-clusters:0.0.9"),  # another tag of the operator's image
+    (["registry.example.com/team/"], "registry.example.com/team-evil/agent:1"),
+    (["registry.example.com/team/"], "registry.example.com:443/team/agent:1"),  # matched as written
+    (["ghcr.io/acme/agent:"], "ghcr.io/acme/agent-two:1"),
+])
+def test_refused_images(allowed: list[str], image: str) -> None:
+    tier = tiers.Tier(name="t", slots=1, allowed_images=allowed)
+    assert tiers.image_refusal(tier, image, OWN, "ns") is not None
+
+
+def test_image_refusal_names_the_image_the_tier_the_prefixes_and_the_helm_value() -> None:
+    tier = tiers.Tier(name="pro", slots=1, allowed_images=["ghcr.io/acme/", "registry.example.com/agents:"])
+    assert tiers.image_refusal(tier, "docker.io/someone/agent:1", OWN, "team-a") == (
+        'spec.image "docker.io/someone/agent:1" is not allowed in namespace "team-a" (tier pro): images must '
+        "start with ghcr.io/acme/, registry.example.com/agents:, or be the operator's own image "
+        f'"{OWN}" (used when spec.image is unset). To allow another registry, a platform admin adds its prefix '
+        "to the Helm value tiers.tiers.pro.allowedImages, e.g. "
+        "--set 'tiers.tiers.pro.allowedImages={ghcr.io/acme/,registry.example.com/agents:,docker.io/someone/}'"
+    )
+
+
+def test_image_refusal_of_a_tier_without_prefixes_suggests_the_repository() -> None:
+    message = tiers.image_refusal(tiers.Tier(name="free", slots=1), "python:3.12", OWN, "ns")
+    assert message is not None
+    assert "tier free allows no image but the operator's own" in message
+    assert message.endswith("--set 'tiers.tiers.free.allowedImages={python:}'")
+
+
+def test_a_prefix_that_could_match_a_lookalike_is_refused_at_configuration() -> None:
+    with pytest.raises(ValidationError, match=r'allowedImages entry "ghcr.io/acme" must end with "/"'):
+        tiers.parse("defaultTier: t\ntiers: {t: {slots: 1, allowedImages: [ghcr.io/acme]}}")

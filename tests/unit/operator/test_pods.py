@@ -102,3 +102,26 @@ def test_a_rotated_master_key_changes_the_template_hash():
     rotated = SETTINGS.model_copy(update={"replica_auth_key": "r" * 32})
     spec = models.AgentClusterSpec.model_validate(CLUSTER["spec"])
     assert pods.template_hash(SETTINGS.image, TIER, rotated, spec) != _hash(CLUSTER)
+
+
+def test_credentials_version_rolls_the_pods_without_the_pod_carrying_credentials():
+    spec = models.AgentClusterSpec.model_validate(CLUSTER["spec"])
+    hashes = {version: pods.template_hash(SETTINGS.image, TIER, SETTINGS, spec, version)
+              for version in ("", "0a1b2c3d4e5f6a7b", "9f8e7d6c5b4a3f2e")}
+    pod = pods.build(CLUSTER, MEMBER, TIER, SETTINGS, "0a1b2c3d4e5f6a7b")
+
+    assert len(set(hashes.values())) == 3
+    assert hashes[""] == _hash(CLUSTER)  # without a version: as before
+    assert pod["metadata"]["annotations"][constants.ANNOTATION_POD_TEMPLATE_HASH] \
+        == hashes["0a1b2c3d4e5f6a7b"]
+    assert "0a1b2c3d4e5f6a7b" not in str(pod)
+
+
+def test_pooling_mode_reaches_the_runtime_and_rolls_the_pods_when_changed():
+    pooled = SETTINGS.model_copy(update={"runtime_database_pooling": "transaction"})
+    spec = models.AgentClusterSpec.model_validate(CLUSTER["spec"])
+
+    env = {e["name"]: e for e in pods.build(CLUSTER, MEMBER, TIER, pooled)["spec"]["containers"][0]["env"]}
+
+    assert env["AGENT_DATABASE_POOLING"] == {"name": "AGENT_DATABASE_POOLING", "value": "transaction"}
+    assert pods.template_hash(SETTINGS.image, TIER, pooled, spec) != _hash(CLUSTER)
