@@ -38,8 +38,11 @@ async def ensure_token(ctx: Context, obj: dict[str, Any]) -> None:
     current = await ctx.kube.read_secret(namespace, replica_auth.SECRET_NAME)
     stored = ((current or {}).get("data") or {}).get(cluster)
     if stored is None or base64.b64decode(stored).decode() != want:
-        # stringData merges: the other clusters' keys stay as they are.
-        await ctx.kube.apply_secret(namespace, replica_auth.SECRET_NAME, {cluster: want})
+        # Only this cluster's key is written (the others stay), with the resourceVersion it
+        # was read at: two clusters of the namespace reconciled at once conflict, and the
+        # loser is simply reconciled again.
+        version = None if current is None else current["metadata"]["resourceVersion"]
+        await ctx.kube.write_secret(namespace, replica_auth.SECRET_NAME, {cluster: want}, {}, version)
         if stored is not None:
             await ctx.kube.create_event(
                 obj, "Normal", EVENT_REWRITTEN,
