@@ -232,8 +232,15 @@ async def mcp_walkthrough(demo: Demo, url: str, token: str) -> None:
                        python_entrypoint="agent_runtime.builtins:echo")
         demo.kubectl("create", "secret", "generic", "demo-hooks",
                      f"--from-literal=secret={WEBHOOK_SECRET.decode()}")
-        await mcp.call("add_webhook", agent_name=agent, webhook_name="mentions", path="/mentions",
-                       function_name="scraping.fetch", secret_name="demo-hooks", synchronous=True)
+        # Referencing a Secret takes the caller's own `get` on it.
+        demo.kubectl("create", "role", "read-demo-hooks", "--verb=get", "--resource=secrets",
+                     "--resource-name=demo-hooks")
+        demo.kubectl("create", "rolebinding", "read-demo-hooks", "--role=read-demo-hooks",
+                     "--serviceaccount=default:mcp-caller")
+        added = await mcp.call("add_webhook", agent_name=agent, webhook_name="mentions", path="/mentions",
+                               function_name="scraping.fetch", secret_name="demo-hooks", synchronous=True)
+        if not added:
+            raise RuntimeError("add_webhook was refused (see above)")
         wait_for_webhook_secret(demo, agent, "mentions")
 
         step("MCP: one tool call scales it")
