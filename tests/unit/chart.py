@@ -125,6 +125,8 @@ def expected_gateway_rules() -> set[tuple[str, str, str, str]]:
         ("agentclusters.io", "agentclusters/scale", "*", "patch"),
         # Webhook signing keys and the existence check of referenced Secrets.
         ("", "secrets", "*", "get"),
+        # Routing checks a replica's address in Redis against its pod.
+        ("", "pods", "*", "get"),
     }
 
 
