@@ -8,8 +8,10 @@ runtime reads them back. Secret values never pass through the custom resource or
 | `spec.ai.apiKeySecretRef` | `AGENT_AI_API_KEY` |
 | `spec.channels[].urlSecretRef` | `AGENT_CHANNEL_<NAME>_URL` |
 | `spec.mcpServers[].headersSecretRef` (a whole Secret) | `AGENT_MCP_<NAME>_HEADER_<Header-Name>`, one per key |
+| `spec.webhooks[].secretRef` | `AGENT_WEBHOOK_<NAME>_SECRET` (the replica verifies the deliveries' signatures) |
+| the cluster's replica token (`agent_api.replica_auth`) | `AGENT_REPLICA_TOKEN` |
 
-`<NAME>` is the channel or server name upper-cased with '-' turned into '_'; names are DNS
+`<NAME>` is the channel, server or webhook name upper-cased with '-' turned into '_'; names are DNS
 labels (no '_'), so two names never map to one variable. MCP headers use `envFrom` with a
 prefix, so every key of the Secret becomes one header named after the key, as the API
 promises ("every key is sent as an HTTP header of that name").
@@ -17,9 +19,13 @@ promises ("every key is sent as an HTTP header of that name").
 
 from __future__ import annotations
 
+from agent_api import replica_auth
+
 AI_API_KEY = "AGENT_AI_API_KEY"
+REPLICA_TOKEN = replica_auth.TOKEN_ENV
 _CHANNEL_PREFIX = "AGENT_CHANNEL_"
 _MCP_PREFIX = "AGENT_MCP_"
+_WEBHOOK_PREFIX = "AGENT_WEBHOOK_"
 
 
 def _upper(name: str) -> str:
@@ -36,8 +42,14 @@ def mcp_header_prefix(server: str) -> str:
     return f"{_MCP_PREFIX}{_upper(server)}_HEADER_"
 
 
+def webhook_secret(webhook: str) -> str:
+    """`AGENT_WEBHOOK_<NAME>_SECRET` for a webhook name: the key its deliveries are signed with."""
+    return f"{_WEBHOOK_PREFIX}{_upper(webhook)}_SECRET"
+
+
 def is_secret(variable: str) -> bool:
     """Whether an environment variable carries a Secret value handed over by this contract."""
-    return variable == AI_API_KEY or (
+    return variable in (AI_API_KEY, REPLICA_TOKEN) or (
         variable.startswith(_CHANNEL_PREFIX) and variable.endswith("_URL")
-    ) or (variable.startswith(_MCP_PREFIX) and "_HEADER_" in variable)
+    ) or (variable.startswith(_MCP_PREFIX) and "_HEADER_" in variable) or (
+        variable.startswith(_WEBHOOK_PREFIX) and variable.endswith("_SECRET"))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
 from agent_gateway import auth, kube, ratelimit, routing, runtime_client, settings, store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -21,6 +24,10 @@ class Deps:
     authorizer: auth.Authorizer
     limiter: ratelimit.RateLimiter
     token_verifier: auth.KubeTokenVerifier
+    webhook_limiter: ratelimit.RateLimiter
+    local_caller: auth.Caller | None = None
+    """Over stdio: the kubeconfig's identity, whom the tools act for. None over HTTP, where
+    every call must carry a caller's token."""
 
 
 @contextlib.asynccontextmanager
@@ -29,17 +36,33 @@ async def open_deps(config: settings.Settings) -> AsyncIterator[Deps]:
     k8s = kube.Kube(api)
     redis = aioredis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
     db = await store.Store.connect(config.database_url)
-    runtime = runtime_client.RuntimeClient(config.runtime_timeout_seconds)
+    tokens: runtime_client.ReplicaTokens = (
+        runtime_client.SecretTokens(k8s) if config.stdio else runtime_client.DerivedTokens(config.replica_auth_key))
+    runtime = runtime_client.RuntimeClient(config.runtime_timeout_seconds, tokens)
     try:
+        local_caller = await _local_caller(k8s) if config.stdio else None
         yield Deps(
             settings=config, kube=k8s, store=db, runtime=runtime,
             registry=routing.Registry(redis, routing.PodAuthority(k8s)),
             authorizer=auth.Authorizer(k8s, config.auth_cache_seconds),
             limiter=ratelimit.RateLimiter(redis, config.rate_limit_per_minute),
-            token_verifier=auth.KubeTokenVerifier(k8s, config.auth_cache_seconds),
+            token_verifier=auth.KubeTokenVerifier(k8s, config.auth_cache_seconds, config.token_audience),
+            webhook_limiter=ratelimit.RateLimiter(redis, config.webhook_rate_limit_per_minute),
+            local_caller=local_caller,
         )
     finally:
         await runtime.close()
         await db.close()
         await redis.aclose()
         api.close()
+
+
+async def _local_caller(k8s: kube.Kube) -> auth.Caller:
+    """Over stdio: the kubeconfig's user by name, so two local users' rate limits and default
+    conversations stay apart."""
+    username = await k8s.whoami()
+    if username is None:
+        log.warning("the API server did not say who the kubeconfig's user is (SelfSubjectReview); "
+                    "rate limits and default conversations are shared by every local user")
+        return auth.LOCAL
+    return auth.Caller(username=username, local=True)

@@ -1,6 +1,6 @@
 """The gateway's Kubernetes calls: AgentClusters, their scale subresource, replica pods (to
-check the addresses in Redis), Secrets, and the TokenReview / SubjectAccessReview that make
-Kubernetes RBAC the permission model.
+check the addresses in Redis), the replica token Secret (over stdio only), and the
+TokenReview / SubjectAccessReview that make Kubernetes RBAC the permission model.
 
 Every change is a JSON merge patch carrying the `metadata.resourceVersion` it was computed
 from, so the API server answers 409 if anyone (kubectl, GitOps, another MCP call) changed the
@@ -18,7 +18,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from agent_api import constants
+from agent_api import constants, replica_auth
 from agent_gateway import errors
 
 G, V, P = constants.GROUP, constants.VERSION, constants.PLURAL
@@ -150,23 +150,40 @@ class Kube:
 
     # --- Secrets ------------------------------------------------------------------------
 
-    async def secret_value(self, namespace: str, name: str, key: str) -> bytes | None:
-        """A webhook's signing key (agent_gateway/webhooks.py); tools never read Secrets."""
+    async def replica_token(self, namespace: str, cluster: str) -> str:
+        """A cluster's replica token from its namespace's token Secret, read with this client's
+        own identity (over stdio: the kubeconfig's user, who needs `get` on that one Secret)."""
+        name = replica_auth.SECRET_NAME
         try:
             secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
         except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise errors.GatewayError(f"reading Secret {name!r}: {errors.api_message(exc)}") from None
-        raw = (secret.data or {}).get(key)
-        return None if raw is None else base64.b64decode(raw)
+            raise errors.GatewayError(
+                f'the replica tokens of namespace "{namespace}" are in Secret "{name}", which could not be read '
+                f"as the kubeconfig's user: {errors.api_message(exc)}. Over stdio, chat needs `get` on that "
+                f'Secret (a Role with resourceNames: ["{name}"])') from None
+        raw = (secret.data or {}).get(cluster)
+        if not raw:
+            raise errors.GatewayError(f'Secret "{name}" has no token for agent "{cluster}" yet; the operator writes '
+                                      "it, try again in a few seconds")
+        return base64.b64decode(raw).decode()
 
     # --- Authentication and authorization ------------------------------------------------
 
-    async def token_review(self, token: str) -> client.V1TokenReviewStatus:
-        review = client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token))
+    async def token_review(self, token: str, audiences: list[str]) -> client.V1TokenReviewStatus:
+        review = client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token, audiences=audiences))
         answer = await asyncio.to_thread(self._authn.create_token_review, review)
         return answer.status
+
+    async def whoami(self) -> str | None:
+        """The user name of this client's own credentials (SelfSubjectReview), None if the
+        API server will not say."""
+        try:
+            answer = await asyncio.to_thread(self._authn.create_self_subject_review,
+                                             client.V1SelfSubjectReview())
+        except ApiException:
+            return None
+        user = answer.status.user_info if answer.status else None
+        return user.username if user else None
 
     async def access_review(self, user: str | None, groups: list[str], uid: str | None,
                             extra: dict[str, list[str]] | None,

@@ -9,12 +9,13 @@ import sys
 
 import uvicorn
 
-from agent_gateway import deps, server, settings
+from agent_api import replica_auth
+from agent_gateway import auth, deps, server, settings
 
 
 async def serve_http(config: settings.Settings) -> None:
     async with deps.open_deps(config) as d:
-        app = server.build_server(d, http=True).streamable_http_app(host=config.host)
+        app = auth.explain_refusals(server.build_server(d).streamable_http_app(host=config.host), config)
         uvicorn_config = uvicorn.Config(app, host=config.host, port=config.port, log_level="info",
                                         lifespan="on", access_log=False)
         await uvicorn.Server(uvicorn_config).serve()
@@ -22,7 +23,7 @@ async def serve_http(config: settings.Settings) -> None:
 
 async def serve_stdio(config: settings.Settings) -> None:
     async with deps.open_deps(config) as d:
-        await server.build_server(d, http=False).run_stdio_async()
+        await server.build_server(d).run_stdio_async()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +33,16 @@ def main(argv: list[str] | None = None) -> int:
                if not value]
     if missing:
         print(f"agentclusters gateway: {', '.join(missing)} (or DATABASE_URL/REDIS_URL) required", file=sys.stderr)
+        return 2
+    if not config.stdio:
+        try:
+            replica_auth.master_key(config.replica_auth_key.decode(), who="agentclusters gateway")
+        except replica_auth.MissingMasterKey as missing_key:
+            print(missing_key, file=sys.stderr)
+            return 2
+    if not config.token_audience:
+        print("agentclusters gateway: --token-audience must not be empty (callers' tokens are checked for it)",
+              file=sys.stderr)
         return 2
     # stdout is the MCP channel over stdio: logs go to stderr.
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,

@@ -26,18 +26,23 @@ class RateLimiter:
         self._redis = redis
         self.per_minute = per_minute
 
-    async def check(self, caller_key: str, caller_name: str, now: float | None = None) -> None:
-        if self.per_minute <= 0:
-            return
+    async def hit(self, subject_key: str, now: float | None = None) -> tuple[int, int]:
+        """Count one request of `subject_key` in the current window: (requests so far this
+        window, seconds until the next one starts)."""
         now = time.time() if now is None else now
         window = int(now // WINDOW_SECONDS)
-        name = key(caller_key, window)
+        name = key(subject_key, window)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.incr(name)
             pipe.expire(name, WINDOW_SECONDS * 2)
             count, _ = await pipe.execute()
+        return count, int((window + 1) * WINDOW_SECONDS - now) + 1
+
+    async def check(self, caller_key: str, caller_name: str, now: float | None = None) -> None:
+        if self.per_minute <= 0:
+            return
+        count, wait = await self.hit(caller_key, now)
         if count > self.per_minute:
-            wait = int((window + 1) * WINDOW_SECONDS - now) + 1
             raise errors.GatewayError(
                 f"rate limit exceeded: {caller_name} made {count} tool calls this minute; the limit is "
                 f"{self.per_minute} per minute per caller; retry in {wait}s"

@@ -1,4 +1,9 @@
-"""HTTP calls from the gateway to a replica's runtime (`/chat`, `/run/{function}`).
+"""HTTP calls from the gateway to a replica's runtime (`/chat`, `/hooks/{webhook}`), with the
+cluster's replica token (agent_api.replica_auth): a replica answers no one without it.
+
+Over HTTP the gateway derives each cluster's token from the master key and reads no Secret;
+over stdio it reads the cluster's token Secret as the kubeconfig's user, so a local user
+reaches only the replicas whose Secret their own RBAC lets them read.
 
 Whatever goes wrong on the way (the replica went away, timed out, answered an error) becomes a
 GatewayError naming the replica and the runtime's own words.
@@ -7,17 +12,45 @@ GatewayError naming the replica and the runtime's own words.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import aiohttp
 
-from agent_gateway import errors
+from agent_api import replica_auth
+from agent_gateway import errors, kube
+
+
+class ReplicaTokens(Protocol):
+    async def token(self, namespace: str, cluster: str) -> str: ...
+
+
+class DerivedTokens:
+    """Tokens computed from the master key (the gateway's HTTP mode)."""
+
+    def __init__(self, master_key: bytes) -> None:
+        self._key = master_key
+
+    async def token(self, namespace: str, cluster: str) -> str:
+        return replica_auth.token(self._key, namespace, cluster)
+
+
+class SecretTokens:
+    """Tokens read from each cluster's Secret with the gateway's own Kubernetes identity (over
+    stdio, the kubeconfig's user)."""
+
+    def __init__(self, api: kube.Kube) -> None:
+        self._kube = api
+
+    async def token(self, namespace: str, cluster: str) -> str:
+        return await self._kube.replica_token(namespace, cluster)
 
 
 class RuntimeClient:
-    def __init__(self, timeout_seconds: float) -> None:
+    def __init__(self, timeout_seconds: float, tokens: ReplicaTokens) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds, connect=5)
         self._session: aiohttp.ClientSession | None = None
+        self._tokens = tokens
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -28,33 +61,39 @@ class RuntimeClient:
         if self._session is not None:
             await self._session.close()
 
-    async def post(self, replica: str, url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    async def post(self, namespace: str, cluster: str, replica: str, url: str, *, json_body: Any = None,
+                   data: bytes | None = None, headers: Mapping[str, str] | None = None
+                   ) -> tuple[int, dict[str, str], dict[str, Any]]:
+        """POST with the cluster's token; the status, response headers (names lower-cased) and
+        JSON answer."""
+        sent = {**(headers or {}), "Authorization": f"Bearer {await self._tokens.token(namespace, cluster)}"}
         try:
-            async with self._client().post(url, json=body) as response:
+            async with self._client().post(url, json=json_body, data=data, headers=sent) as response:
                 text = await response.text()
                 try:
                     answer = json.loads(text) if text else {}
                 except ValueError:
                     answer = {"error": text[:500]}
-                return response.status, answer if isinstance(answer, dict) else {"result": answer}
+                return (response.status, {k.lower(): v for k, v in response.headers.items()},
+                        answer if isinstance(answer, dict) else {"result": answer})
         except TimeoutError:
             raise errors.GatewayError(
                 f'replica "{replica}" did not answer within {self._timeout.total:.0f}s') from None
         except aiohttp.ClientError as exc:
             raise errors.GatewayError(f'replica "{replica}" could not be reached: {exc}') from None
 
-    async def chat(self, replica: str, address: str, message: str, conversation_id: str) -> dict[str, Any]:
-        status, answer = await self.post(replica, f"{address}/chat",
-                                         {"message": message, "conversation_id": conversation_id})
+    async def chat(self, namespace: str, cluster: str, replica: str, address: str, message: str,
+                   conversation_id: str) -> dict[str, Any]:
+        status, _, answer = await self.post(namespace, cluster, replica, f"{address}/chat",
+                                            json_body={"message": message, "conversation_id": conversation_id})
         if status != 200:
             raise errors.GatewayError(
                 f'replica "{replica}" refused the chat (HTTP {status}): {answer.get("error") or answer}')
         return answer
 
-    async def run(self, replica: str, address: str, function: str, payload: dict[str, Any],
-                  trigger: str, idempotency_key: str | None, *, wait: bool) -> tuple[int, dict[str, Any]]:
-        """Start a run on the replica; with `wait` the answer carries its result, else (202)
-        only its id."""
-        return await self.post(replica, f"{address}/run/{function}",
-                               {"trigger": trigger, "payload": payload, "idempotency_key": idempotency_key,
-                                "wait": wait})
+    async def deliver(self, namespace: str, cluster: str, replica: str, address: str, webhook: str,
+                      body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        """Forward a webhook delivery as received (raw body, signature headers): the replica
+        verifies and runs it."""
+        return await self.post(namespace, cluster, replica, f"{address}/hooks/{webhook}", data=body,
+                               headers=headers)

@@ -1,8 +1,9 @@
 """`build_server(deps)`: the MCP server with every tool, the webhook endpoint and a health check.
 
-Over HTTP, the SDK's bearer middleware checks each request's token with TokenReview
-(`auth.KubeTokenVerifier`; none or a bad one -> 401) before a tool runs. Over stdio there is
-no token: the tools act for the kubeconfig's own identity.
+Over HTTP, the SDK's bearer middleware checks each request's token with TokenReview for the
+gateway's audience (`auth.KubeTokenVerifier`; none, a bad one or one minted for another
+audience -> 401) before a tool runs, and a tool never runs without a caller. Over stdio there
+is no token: the tools act for the kubeconfig's own identity.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(d: deps.Deps, *, http: bool = True) -> MCPServer:
+def build_server(d: deps.Deps) -> MCPServer:
+    """The MCP server for `d.settings`: over HTTP (the default) every tool call needs a
+    caller's bearer token; with `stdio` the tools act as the kubeconfig's own identity."""
+    http = not d.settings.stdio
     auth = None
     if http:
         auth = AuthSettings(issuer_url=d.kube.api.configuration.host, resource_server_url=d.settings.mcp_url,

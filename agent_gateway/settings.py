@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from agent_api import replica_auth
+
+DEFAULT_AUDIENCE = "agentclusters-gateway"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,17 @@ class Settings:
     """Longest wait for a replica's answer (chat or a synchronous webhook run)."""
     auth_cache_seconds: float = 10.0
     """How long a TokenReview or SubjectAccessReview answer is reused."""
+    token_audience: str = DEFAULT_AUDIENCE
+    """The audience a caller's token must be minted for (`kubectl create token <sa>
+    --audience agentclusters-gateway`); TokenReview must confirm it."""
+    stdio: bool = False
+    """Serving over stdio: the tools act as the kubeconfig's own identity. Over HTTP every
+    tool call needs a caller's token; the gateway never acts as itself."""
+    replica_auth_key: bytes = field(default=b"", repr=False)
+    """The master key replica tokens are derived from (agent_api.replica_auth); required over
+    HTTP. Over stdio the tokens are read from each cluster's Secret as the kubeconfig's user."""
+    webhook_rate_limit_per_minute: int = 600
+    """Deliveries one webhook accepts per minute, across every gateway instance."""
 
     @property
     def mcp_url(self) -> str:
@@ -52,6 +67,10 @@ def parser() -> argparse.ArgumentParser:
                    default=int(env("GATEWAY_RATE_LIMIT_PER_MINUTE", "120")))
     p.add_argument("--scale-timeout-seconds", type=float, default=120.0)
     p.add_argument("--webhook-max-body-bytes", type=int, default=1024 * 1024)
+    p.add_argument("--webhook-rate-limit-per-minute", type=int,
+                   default=int(env("GATEWAY_WEBHOOK_RATE_LIMIT_PER_MINUTE", "600")))
+    p.add_argument("--token-audience", default=env("GATEWAY_TOKEN_AUDIENCE", DEFAULT_AUDIENCE),
+                   help="the audience callers' tokens must be minted for (kubectl create token --audience)")
     return p
 
 
@@ -62,4 +81,8 @@ def from_args(args: argparse.Namespace) -> Settings:
         default_namespace=args.default_namespace, rate_limit_per_minute=args.rate_limit_per_minute,
         scale_timeout_seconds=args.scale_timeout_seconds,
         webhook_max_body_bytes=args.webhook_max_body_bytes,
+        webhook_rate_limit_per_minute=args.webhook_rate_limit_per_minute,
+        token_audience=args.token_audience, stdio=args.stdio,
+        # From the environment only: a flag would show the key in the process list.
+        replica_auth_key=os.environ.get(replica_auth.MASTER_KEY_ENV, "").encode(),
     )

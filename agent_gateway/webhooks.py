@@ -1,22 +1,30 @@
 """`POST /hooks/{namespace}/{agent}/{path}`: signed webhooks, spread across live replicas.
 
-Order of checks: body size (413), the agent and a webhook with that path (404), the signature
-with the webhook's Secret (401), a ready replica (503), then the runtime's `POST /run/{function}`
-on the chosen replica. The answer is the run id (202) as soon as the run has started, or the
-run's result when the webhook is `synchronous` (200, or 502 if the run failed).
+The gateway holds no webhook secret: the replica that runs a delivery verifies its signature
+(agent_api.webhook_signatures, scheme v1: timestamp, delivery id, path and body) and refuses
+replays (agent_runtime/webhooks.py). Here, in order: body size (413), the agent and a webhook
+with that path (404), the signature headers' shape, which needs no secret (401, so malformed
+and body-only-signed deliveries never reach a replica), the webhook's rate limit (429), a ready
+replica (503), then `POST /hooks/{webhook-name}` on it with the raw body, the signature
+headers and the cluster's replica token. The replica's answer is passed on as it is: 202 with
+the run id, or for a `synchronous` webhook the run's result (200, or 502 if the run failed);
+its refusals (401 bad signature or stale timestamp, 409 replay, 429 full, 503) with their
+messages and `Retry-After`.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import hashlib
 
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from agent_gateway import deps, errors, signatures
+from agent_api import webhook_signatures
+from agent_gateway import deps, errors
 
-DELIVERY_HEADER = "X-Agent-Delivery"
+FORWARDED = (webhook_signatures.TIMESTAMP_HEADER, webhook_signatures.DELIVERY_HEADER,
+             webhook_signatures.SIGNATURE_HEADER, "Content-Type")
 
 
 async def read_limited(request: Request, limit: int) -> bytes | None:
@@ -33,16 +41,12 @@ async def read_limited(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def payload_of(body: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(body) if body else {}
-    except (ValueError, UnicodeDecodeError):
-        return {"body": body.decode("utf-8", errors="replace")}
-    return value if isinstance(value, dict) else {"body": value}
-
-
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def _limit_key(namespace: str, agent: str, webhook: str) -> str:
+    return "webhook-" + hashlib.sha256(f"{namespace}/{agent}/{webhook}".encode()).hexdigest()[:24]
 
 
 def handler(d: deps.Deps):
@@ -61,31 +65,34 @@ def handler(d: deps.Deps):
         hook_spec = next((w for w in (obj.get("spec") or {}).get("webhooks") or [] if w.get("path") == path), None)
         if hook_spec is None:
             return _error(404, f"no webhook at {request.url.path}")
-        ref = hook_spec["secretRef"]
-        secret = await d.kube.secret_value(namespace, ref["name"], ref["key"])
-        if secret is None:
-            return _error(503, f'the webhook\'s Secret "{ref["name"]}" (key "{ref["key"]}") is missing')
-        if not signatures.verify(secret, body, request.headers.get(signatures.HEADER)):
-            return _error(401, f"missing or bad {signatures.HEADER} (expected sha256=<hex HMAC-SHA256 of the body>)")
-        members = {m["name"] for m in (obj.get("status") or {}).get("members") or []}
-        target = await d.registry.pick(namespace, agent, members)
+        try:
+            webhook_signatures.signed_headers(request.headers)
+        except webhook_signatures.Refused as refused:
+            return _error(401, str(refused))
+        try:
+            per_minute = d.webhook_limiter.per_minute
+            if per_minute > 0:
+                count, wait = await d.webhook_limiter.hit(_limit_key(namespace, agent, hook_spec["name"]))
+                if count > per_minute:
+                    return _error(429, f'webhook "{hook_spec["name"]}" received {count} deliveries this minute; the '
+                                       f"limit is {per_minute} per minute per webhook; retry in {wait}s",
+                                  **{"Retry-After": str(wait)})
+            members = {m["name"] for m in (obj.get("status") or {}).get("members") or []}
+            target = await d.registry.pick(namespace, agent, members)
+        except RedisError as exc:
+            return _error(503, f"the gateway cannot reach Redis ({exc}); send the delivery again later",
+                          **{"Retry-After": "5"})
         if target is None:
             return _error(503, f'agent "{agent}" has no ready replica yet', **{"Retry-After": "5"})
+        forwarded = {name: request.headers[name] for name in FORWARDED if name in request.headers}
         try:
             async with d.registry.dispatching(namespace, agent, target.name):
-                status, answer = await d.runtime.run(target.name, target.address, hook_spec["function"],
-                                                     payload_of(body), "webhook",
-                                                     request.headers.get(DELIVERY_HEADER),
-                                                     wait=bool(hook_spec.get("synchronous")))
+                status, headers, answer = await d.runtime.deliver(
+                    namespace, agent, target.name, target.address, hook_spec["name"], body, forwarded)
         except errors.GatewayError as exc:
             return _error(502, str(exc))
-        if status not in (200, 202, 502):
-            return _error(502, f'replica "{target.name}" answered HTTP {status}: {answer.get("error") or answer}')
-        result = {"run_id": answer.get("run_id"), "replica": answer.get("replica", target.name),
-                  "status": answer.get("status")}
-        if hook_spec.get("synchronous"):
-            result |= {"output": answer.get("output"), "error": answer.get("error")}
-            return JSONResponse(result, status_code=200 if answer.get("status") == "succeeded" else 502)
-        return JSONResponse(result, status_code=202)
+        answer.setdefault("replica", target.name)
+        retry_after = {"Retry-After": headers["retry-after"]} if "retry-after" in headers else None
+        return JSONResponse(answer, status_code=status, headers=retry_after)
 
     return hook

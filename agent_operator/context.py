@@ -28,6 +28,8 @@ class Context:
     stored_generation: dict[tuple[str, str], int] = field(default_factory=dict)
     # Namespace -> monotonic time its runtime Secret was last checked.
     secrets_checked: dict[str, float] = field(default_factory=dict)
+    # (namespace, cluster, uid) -> monotonic time its replica token was last checked.
+    replica_secrets_checked: dict[tuple[str, str, str], float] = field(default_factory=dict)
     # Namespace -> the credentials version of its runtime Secret (pods carry it in their
     # template hash), as of the last check.
     credentials_versions: dict[str, str] = field(default_factory=dict)

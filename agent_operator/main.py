@@ -9,6 +9,7 @@ import os
 
 import kopf
 
+from agent_api import replica_auth
 from agent_operator import handlers, settings
 
 
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     operator_settings = settings.load(args.config)
     if not operator_settings.database_url:
         parser.error("no database: set databaseUrl in the settings file or DATABASE_URL")
+    try:
+        replica_auth.master_key(operator_settings.replica_auth_key, who="agentclusters operator")
+    except replica_auth.MissingMasterKey as missing:
+        parser.error(str(missing))
 
     registry = kopf.OperatorRegistry()
     handlers.Operator(operator_settings, args.kubeconfig, args.namespace).register(registry)

@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Any
 
-from agent_api import constants, models, secret_env, tiers
+from agent_api import constants, models, replica_auth, secret_env, tiers
 from agent_operator.settings import OperatorSettings
 
 RUNTIME_CONTAINER = "runtime"
@@ -28,7 +28,9 @@ def template_hash(image: str, tier: tiers.Tier, settings: OperatorSettings,
     credentials rolls the pods.
     """
     shaping = [image, tier.cpu, tier.memory, settings.runtime_command, settings.runtime_port,
-               settings.runtime_secret_name, settings.termination_grace_period_seconds]
+               settings.runtime_secret_name, settings.termination_grace_period_seconds,
+               # A rotated master key means new replica tokens: the pods must read theirs again.
+               replica_auth.fingerprint(settings.replica_auth_key.encode())]
     if settings.runtime_database_pooling != "session":
         shaping.append({"pooling": settings.runtime_database_pooling})
     if credentials_version:
@@ -59,6 +61,9 @@ def secret_env_vars(spec: models.AgentClusterSpec) -> dict[str, list[dict[str, A
             # Every key of the Secret becomes one header, named after the key.
             env_from.append({"prefix": secret_env.mcp_header_prefix(server.name),
                              "secretRef": {"name": server.headers_secret_ref.name}})
+    for webhook in spec.webhooks:
+        # The replica verifies the deliveries' signatures itself; the gateway holds no secret.
+        env.append({"name": secret_env.webhook_secret(webhook.name), "valueFrom": key_ref(webhook.secret_ref)})
     return {"env": env, "envFrom": env_from}
 
 
@@ -126,6 +131,8 @@ def build(
                     {"name": "DATABASE_URL", "valueFrom": from_secret("DATABASE_URL")},
                     {"name": "AGENT_DATABASE_POOLING", "value": settings.runtime_database_pooling},
                     {"name": "REDIS_URL", "valueFrom": from_secret("REDIS_URL")},
+                    {"name": secret_env.REPLICA_TOKEN, "valueFrom": {"secretKeyRef": {
+                        "name": replica_auth.SECRET_NAME, "key": meta["name"]}}},
                     *secret_env_entries["env"],
                 ],
                 **({"envFrom": secret_env_entries["envFrom"]} if secret_env_entries["envFrom"] else {}),

@@ -20,7 +20,7 @@ import pydantic
 
 from agent_api import constants, models, tiers
 from agent_api.db import cluster_store
-from agent_operator import credentials, deletion, membership, pods, quota, status
+from agent_operator import credentials, deletion, membership, pods, quota, replica_auth, status
 from agent_operator.context import Context
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
         return None
     obj = await deletion.sync_finalizer(ctx, obj, spec)
     credentials_version = await credentials.ensure(ctx, obj)
+    await replica_auth.ensure_token(ctx, obj)
     seen = status.Observation(generation=obj["metadata"]["generation"], desired=spec.replicas)
 
     try:

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from agent_api import replica_auth
 from agent_api import tiers as tier_config
 from agent_api.db import tenants
 
@@ -34,9 +35,13 @@ class WebhookSettings(BaseModel):
 
 def load(path: str | Path | None = None) -> OperatorSettings:
     """Settings from a YAML file (`AGENTCLUSTERS_OPERATOR_CONFIG`), with DATABASE_URL and
-    REDIS_URL from the environment when the file leaves them empty."""
+    REDIS_URL from the environment when the file leaves them empty, and the replica auth key
+    from the environment only (the file is a ConfigMap)."""
     path = path or os.environ.get(ENV_CONFIG_FILE)
     data = yaml.safe_load(Path(path).read_text("utf-8")) if path else {}
+    if "replicaAuthKey" in (data or {}) or "replica_auth_key" in (data or {}):
+        raise ValueError(f"the settings file {path} holds the replica auth key: remove it (the file is a "
+                         f"ConfigMap) and set {replica_auth.MASTER_KEY_ENV} in the environment instead")
     settings = OperatorSettings.model_validate(data or {})
     updates = {}
     if not settings.database_url:
@@ -45,6 +50,7 @@ def load(path: str | Path | None = None) -> OperatorSettings:
         updates["redis_url"] = os.environ.get("REDIS_URL", "")
     if "tiers" not in (data or {}):
         updates["tiers"] = tier_config.load()
+    updates["replica_auth_key"] = os.environ.get(replica_auth.MASTER_KEY_ENV, "")
     return settings.model_copy(update=updates)
 
 
@@ -81,6 +87,9 @@ class OperatorSettings(BaseModel):
     tiers: tier_config.TierConfig = Field(default_factory=lambda: tier_config.DEFAULT)
     webhook: WebhookSettings | None = None
     """The validating admission webhook; None runs without one (the CRD's own checks only)."""
+    replica_auth_key: str = Field("", repr=False, exclude=True)
+    """The master key each cluster's replica token is derived from (agent_api.replica_auth);
+    read from AGENTCLUSTERS_REPLICA_AUTH_KEY by `load`, never from the settings file."""
 
     @field_validator("database_url", "runtime_database_url")
     @classmethod

@@ -13,11 +13,12 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import pydantic
 
+from agent_api import replica_auth
 from agent_api.db import queries
 from agent_runtime import database, spec
 
@@ -41,15 +42,23 @@ class Identity:
     # 'transaction' behind PgBouncer in transaction pooling mode: no LISTEN, no statement cache
     database_pooling: str = "session"
     scheduler_poll_seconds: float = 5.0
+    # The bearer token callers of /run, /chat, /metrics and /hooks must present
+    # (agent_api.replica_auth); the server refuses to start without one.
+    replica_token: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Identity:
         env = os.environ if env is None else env
         required = ["AGENT_NAMESPACE", "AGENT_CLUSTER", "AGENT_REPLICA", "POD_IP",
-                    "DATABASE_URL", "REDIS_URL"]
+                    "DATABASE_URL", "REDIS_URL", replica_auth.TOKEN_ENV]
         missing = [name for name in required if not env.get(name)]
         if missing:
-            raise ValueError(f"missing required environment variables: {', '.join(missing)}")
+            hint = ""
+            if replica_auth.TOKEN_ENV in missing:
+                hint = (f" ({replica_auth.TOKEN_ENV} is the credential callers of this replica must "
+                        f"present; the operator sets it from the Secret {replica_auth.SECRET_NAME}, "
+                        f"key {env.get('AGENT_CLUSTER') or '<cluster>'})")
+            raise ValueError(f"missing required environment variables: {', '.join(missing)}{hint}")
         pooling = env.get("AGENT_DATABASE_POOLING", "session")
         if pooling not in database.POOLING_MODES:
             raise ValueError(
@@ -69,6 +78,7 @@ class Identity:
             config_poll_seconds=float(env.get("AGENT_CONFIG_POLL_SECONDS", "10")),
             database_pooling=pooling,
             scheduler_poll_seconds=float(env.get("AGENT_SCHEDULER_POLL_SECONDS", "5")),
+            replica_token=env[replica_auth.TOKEN_ENV],
         )
 
     @property

@@ -1,6 +1,9 @@
 """Executing one function call and recording it in the run history, whatever triggered it.
 
-The scheduler adds leases and fencing around `execute`; the HTTP endpoint calls `run_now`.
+The scheduler adds leases and fencing around `execute`; the HTTP endpoints call `run_now`,
+`start_now` and `chat`. Every run counts against `limits.maxConcurrentRuns`, whatever started
+it: the scheduler claims nothing while the replica is full, and a manual, webhook or chat run
+that would exceed it is refused (`AtCapacity`) rather than started.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +46,15 @@ class UnknownFunction(LookupError):
     pass
 
 
+class AtCapacity(Exception):
+    """The replica already runs `limits.maxConcurrentRuns` runs; the message says so."""
+
+    def __init__(self, busy: int, limit: int) -> None:
+        super().__init__(
+            f"this replica is running {busy} of {limit} runs at once (spec.limits.maxConcurrentRuns = "
+            f"{limit}); try again shortly, or raise the limit")
+
+
 class Runner:
     def __init__(self, pool: asyncpg.Pool, identity: config.Identity,
                  watcher: config.ConfigWatcher, counters: metrics.Metrics) -> None:
@@ -51,6 +64,9 @@ class Runner:
         self._metrics = counters
         self._session: aiohttp.ClientSession | None = None
         self.manual_in_flight = 0
+        # Runs in flight on this replica, every trigger counted; the scheduler replaces it with
+        # its own count (claimed fires, claims in progress and these runs).
+        self.occupied: Callable[[], int] = lambda: self.manual_in_flight
         self._detached: set[asyncio.Task[Outcome]] = set()  # webhook and manual runs
         self.ai = engine.Engine(pool, engine.Identity(identity.namespace, identity.cluster,
                                                       identity.replica), self._http_session)
@@ -142,6 +158,7 @@ class Runner:
         current = self._watcher.current
         if current is None or function_name not in current.functions:
             raise UnknownFunction(function_name)
+        self.admit(current)
         self.manual_in_flight += 1
         self._metrics.in_flight += 1
         try:
@@ -155,6 +172,17 @@ class Runner:
         self._detached.add(task)
         task.add_done_callback(self._detached.discard)
         return run_id, task
+
+    def current_spec(self) -> spec.RuntimeSpec | None:
+        return self._watcher.current
+
+    def admit(self, current: spec.RuntimeSpec) -> None:
+        """AtCapacity if a run started now would exceed `limits.maxConcurrentRuns`. The
+        callers that start a run leave no await between this check and the count going up, so
+        concurrent requests cannot both take the last slot."""
+        busy, limit = self.occupied(), current.limits.max_concurrent_runs
+        if busy >= limit:
+            raise AtCapacity(busy, limit)
 
     async def _complete_now(self, run_id: int, function_name: str, trigger: str, payload: dict[str, Any],
                             idempotency_key: str) -> Outcome:
@@ -188,6 +216,7 @@ class Runner:
         current = self._watcher.current
         if current is None or current.ai is None:
             raise engine.EngineNotConfigured("this agent has no AI engine: spec.ai is not set")
+        self.admit(current)
         self.manual_in_flight += 1
         self._metrics.in_flight += 1
         try:

@@ -75,6 +75,10 @@ class Scheduler:
         self._completions = completions.Batcher(pool)
         self.claiming = True
         self._keeper: asyncio.Task[None] | None = None
+        # Slots a claim in progress may fill: counted as busy while the claim is awaited, so
+        # a manual or webhook run admitted meanwhile cannot push the replica past its limit.
+        self._claiming_slots = 0
+        run.occupied = self.busy
 
     @property
     def in_flight(self) -> dict[int, leases.InFlight]:
@@ -152,7 +156,7 @@ class Scheduler:
         return current.limits.max_concurrent_runs - self.busy()
 
     def busy(self) -> int:
-        return len(self.in_flight) + self._runner.manual_in_flight
+        return len(self.in_flight) + self._runner.manual_in_flight + self._claiming_slots
 
     def wake(self) -> None:
         self._wake.set()
@@ -196,16 +200,21 @@ class Scheduler:
             if want <= 0:
                 break
             sent = time.monotonic()
-            claims = await fires.claim(self._pool, i.namespace, i.cluster, i.replica, want,
-                                       list(self.in_flight), lease_seconds, self._clock())
-            # The runs of one claim see one snapshot of the replica's state, read once (each
-            # reads its own if that fails: the claimed fires must start whatever happens).
-            state = None
-            if len(claims) > 1:
-                with contextlib.suppress(*DB_ERRORS):
-                    state = await self._runner.state_store().items()
-            for claim in claims:
-                self._start(claim, sent, lease_seconds, state)
+            self._claiming_slots = want  # held until the claimed runs are in flight
+            try:
+                claims = await fires.claim(self._pool, i.namespace, i.cluster, i.replica, want,
+                                           list(self.in_flight), lease_seconds, self._clock())
+                # The runs of one claim see one snapshot of the replica's state, read once
+                # (each reads its own if that fails: the claimed fires must start whatever
+                # happens).
+                state = None
+                if len(claims) > 1:
+                    with contextlib.suppress(*DB_ERRORS):
+                        state = await self._runner.state_store().items()
+                for claim in claims:
+                    self._start(claim, sent, lease_seconds, state)
+            finally:
+                self._claiming_slots = 0
             claimed_any = claimed_any or bool(claims)
             if len(claims) < want:
                 break

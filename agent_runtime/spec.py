@@ -72,6 +72,16 @@ class McpServer(_Model):
     url: str
 
 
+class Webhook(_Model):
+    """What the replica needs of a webhook to verify and run a delivery (the Secret's value
+    comes from the environment, `agent_api.secret_env.webhook_secret`)."""
+
+    name: str = Field(min_length=1)
+    path: str = Field(pattern=r"^/")
+    function: str
+    synchronous: bool = False
+
+
 class FailurePolicy(_Model):
     action: Literal["continue", "disable", "backoff"] = "continue"
     max_consecutive_failures: int = Field(3, ge=1)
@@ -133,6 +143,7 @@ class _Envelope(_Model):
     ai: AI | None = None
     channels: list[Channel] = Field(default_factory=list)
     mcp_servers: list[McpServer] = Field(default_factory=list)
+    webhooks: list[Webhook] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -147,6 +158,7 @@ class RuntimeSpec:
     ai: AI | None = None
     channels: dict[str, Channel] = field(default_factory=dict)
     mcp_servers: list[McpServer] = field(default_factory=list)
+    webhooks: dict[str, Webhook] = field(default_factory=dict)
 
     def schedule(self, name: str) -> ScheduleSpec | None:
         """By name, in constant time (asked once per completed fire)."""
@@ -184,7 +196,7 @@ def parse(generation: int, raw: dict[str, Any]) -> RuntimeSpec:
     return RuntimeSpec(generation, envelope.limits, functions, schedules, schedule_errors,
                        function_errors, envelope.ai,
                        {channel.name: channel for channel in envelope.channels},
-                       envelope.mcp_servers)
+                       envelope.mcp_servers, {hook.name: hook for hook in envelope.webhooks})
 
 
 def _readable(error: pydantic.ValidationError) -> str:

@@ -5,8 +5,9 @@
 3. an AgentCluster gets five named replicas, scales down to three (the newest two are
    archived), and back up to five (two names never seen before);
 4. the same story through MCP, as an AI client would tell it: the gateway's tools called with
-   the official MCP client and a ServiceAccount token (make, scale, schedules in single and
-   cluster mode, chat with replica affinity, archived state, scale back up).
+   the official MCP client and a ServiceAccount token minted for the gateway (make, a signed
+   webhook, scale, schedules in single and cluster mode, chat with replica affinity, archived
+   state, scale back up, a webhook delivery and its refused replay).
 
 Everything runs in a temporary directory and is stopped at the end (`--keep` leaves it up).
 """
@@ -30,6 +31,7 @@ import yaml
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from agent_api import secret_env, webhook_signatures
 from devcluster import gateway_process, operator_process, services
 from devcluster.cluster import DevCluster
 from devcluster.ports import free_port, wait_until
@@ -174,18 +176,70 @@ class McpWalkthrough:
         return answer
 
 
-async def mcp_walkthrough(url: str, token: str) -> None:
+WEBHOOK_SECRET = b"demo-webhook-secret"
+
+
+def wait_for_webhook_secret(demo: Demo, agent: str, webhook: str) -> None:
+    """Adding a webhook hands its Secret to the replicas' environment: wait for the rollout."""
+    variable = secret_env.webhook_secret(webhook)
+
+    def rolled() -> bool:
+        pods = demo.get("pods", "-l", f"agentclusters.io/cluster={agent}")["items"]
+        return bool(pods) and all(
+            not pod["metadata"].get("deletionTimestamp")
+            and any(e["name"] == variable for e in pod["spec"]["containers"][0].get("env") or [])
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or [])
+            for pod in pods)
+
+    demo.wait(f"the replicas to restart with {variable}", rolled)
+
+
+async def deliver_webhooks(base_url: str, namespace: str, agent: str, path: str) -> None:
+    """A signed delivery runs once; the same delivery again is refused, and so is a stale one."""
+    url = f"{base_url}/hooks/{namespace}/{agent}{path}"
+    signed_path = webhook_signatures.hook_path(namespace, agent, path)
+    body = json.dumps({"event": "mention", "url": "https://example.org/post/1"}).encode()
+    headers = {**webhook_signatures.headers(WEBHOOK_SECRET, signed_path, body), "Content-Type": "application/json"}
+    print(f"\nPOST {url}")
+    for name in (webhook_signatures.TIMESTAMP_HEADER, webhook_signatures.DELIVERY_HEADER,
+                 webhook_signatures.SIGNATURE_HEADER):
+        print(f"  {name}: {headers[name]}")
+    async with httpx2.AsyncClient(timeout=60) as http:
+        first = await http.post(url, content=body, headers=headers)
+        print(f"-> HTTP {first.status_code}: {first.text[:300]}")
+        if first.status_code != 200:
+            raise RuntimeError(f"the signed delivery was refused: {first.text}")
+        replay = await http.post(url, content=body, headers=headers)
+        print(f"\nthe same delivery again -> HTTP {replay.status_code}: {replay.json()['error']}")
+        if replay.status_code != 409:
+            raise RuntimeError(f"a replayed delivery was not refused: HTTP {replay.status_code}")
+        stale = webhook_signatures.headers(WEBHOOK_SECRET, signed_path, body,
+                                           timestamp=int(time.time()) - 3600)
+        old = await http.post(url, content=body, headers=stale)
+        print(f"\nsigned an hour ago -> HTTP {old.status_code}: {old.json()['error']}")
+        if old.status_code != 401:
+            raise RuntimeError(f"a stale delivery was not refused: HTTP {old.status_code}")
+
+
+async def mcp_walkthrough(demo: Demo, url: str, token: str) -> None:
     agent = "social-scraper"
     async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=600) as http, \
             Client(streamable_http_client(url, http_client=http)) as client:
         mcp = McpWalkthrough(client)
-        step("MCP: one tool call makes an agent, one scales it")
+        step("MCP: one tool call makes an agent, one gives it a function and a signed webhook")
         await mcp.call("make_agent", name=agent, ai_provider="echo")
+        await mcp.call("add_function", agent_name=agent, function_name="scraping.fetch",
+                       python_entrypoint="agent_runtime.builtins:echo")
+        demo.kubectl("create", "secret", "generic", "demo-hooks",
+                     f"--from-literal=secret={WEBHOOK_SECRET.decode()}")
+        await mcp.call("add_webhook", agent_name=agent, webhook_name="mentions", path="/mentions",
+                       function_name="scraping.fetch", secret_name="demo-hooks", synchronous=True)
+        wait_for_webhook_secret(demo, agent, "mentions")
+
+        step("MCP: one tool call scales it")
         first = (await mcp.call("scale_agent", name=agent, replicas=5))["members"]
 
         step("MCP: the same function on a schedule in single mode and in cluster mode")
-        await mcp.call("add_function", agent_name=agent, function_name="scraping.fetch",
-                       python_entrypoint="agent_runtime.builtins:echo")
         single = await mcp.call("add_schedule", agent_name=agent, function_name="scraping.fetch",
                                 cron_expression="*/3 * * * * *", schedule_mode="single")
         cluster = await mcp.call("add_schedule", agent_name=agent, function_name="scraping.fetch",
@@ -217,6 +271,9 @@ async def mcp_walkthrough(url: str, token: str) -> None:
         await mcp.call("scale_agent", name=agent, replicas=5)
         await mcp.call("describe_agent", name=agent)
 
+    step("A signed webhook: run once; its replay and a stale delivery are refused")
+    await deliver_webhooks(url.removesuffix("/mcp"), "default", agent, "/mentions")
+
 
 def names(demo: Demo, cluster: str) -> list[tuple[int, str]]:
     members = demo.get("agentcluster", cluster)["status"]["members"]
@@ -237,19 +294,22 @@ def main(argv: list[str] | None = None) -> int:
     gateway = None
     try:
         cluster.start()
+        replica_auth_key = operator_process.new_replica_auth_key()
         operator = operator_process.start(root / "cluster", cluster.bin_dir / "kubectl", cluster.kubeconfig,
-                                          postgres.url, redis.url)
+                                          postgres.url, redis.url, replica_auth_key)
         print(f"up in {time.monotonic() - started:.0f}s (state in {root})")
         demo = Demo(cluster)
         demo.kubectl("version")
         demo.kubectl("get", "nodes", "-o", "wide")
         statefulset_demo(demo)
         agentcluster_demo(demo)
-        step("Starting the MCP gateway; a ServiceAccount token allowed on agentclusters in default")
-        gateway = gateway_process.start(root / "cluster", cluster.kubeconfig, postgres.url, redis.url)
+        step("Starting the MCP gateway; a ServiceAccount token for the gateway's audience, allowed on "
+             "agentclusters in default")
+        gateway = gateway_process.start(root / "cluster", cluster.kubeconfig, postgres.url, redis.url,
+                                        replica_auth_key)
         token = gateway_process.issue_caller_token(cluster.bin_dir / "kubectl", cluster.kubeconfig, "default")
         print(f"GATEWAY_URL={gateway.mcp_url}")
-        asyncio.run(mcp_walkthrough(gateway.mcp_url, token))
+        asyncio.run(mcp_walkthrough(demo, gateway.mcp_url, token))
         step("Peak memory of what ran (VmHWM)")
         peaks = peak_memory({**cluster.pids(), "operator": operator.pid, "gateway": gateway.process.pid,
                              **replica_pids(demo)})

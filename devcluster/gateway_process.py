@@ -2,13 +2,15 @@
 tokens for it.
 
 Shared by the e2e tests, `make dev-up` and `make demo`. The gateway runs with the admin
-kubeconfig (it needs TokenReview and SubjectAccessReview, and to patch AgentClusters). A
-caller is a ServiceAccount bound to a Role on agentclusters in one namespace; its token comes
-from the TokenRequest API (`kubectl create token`), exactly as a real client's would.
+kubeconfig (it needs TokenReview and SubjectAccessReview, and to patch AgentClusters) and the
+operator's replica auth key. A caller is a ServiceAccount bound to a Role on agentclusters in
+one namespace; its token comes from the TokenRequest API (`kubectl create token --audience
+agentclusters-gateway`), exactly as a real client's would.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -16,9 +18,13 @@ from pathlib import Path
 
 import yaml
 
+from agent_api import replica_auth
 from devcluster import ports
 from devcluster.processes import Process
 
+# The gateway's default token audience (agent_gateway.settings.DEFAULT_AUDIENCE; devcluster
+# imports agent_api only).
+AUDIENCE = "agentclusters-gateway"
 CALLER_ROLE_RULES = [
     {"apiGroups": ["agentclusters.io"], "resources": ["agentclusters", "agentclusters/scale", "agentclusters/status"],
      "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
@@ -39,9 +45,10 @@ class RunningGateway:
         self.process.stop()
 
 
-def start(state_dir: Path, kubeconfig: Path, database_url: str, redis_url: str, *,
+def start(state_dir: Path, kubeconfig: Path, database_url: str, redis_url: str, replica_auth_key: str, *,
           default_namespace: str = "default", rate_limit_per_minute: int = 600) -> RunningGateway:
-    """Start the gateway on a free loopback port; returns once /healthz answers."""
+    """Start the gateway on a free loopback port; returns once /healthz answers. The replica
+    auth key must be the operator's."""
     port = ports.free_port()
     process = Process(
         "gateway",
@@ -49,6 +56,7 @@ def start(state_dir: Path, kubeconfig: Path, database_url: str, redis_url: str, 
          f"--database-url={database_url}", f"--redis-url={redis_url}", "--host=127.0.0.1", f"--port={port}",
          f"--default-namespace={default_namespace}", f"--rate-limit-per-minute={rate_limit_per_minute}"],
         state_dir / "logs" / "gateway.log",
+        env={**os.environ, replica_auth.MASTER_KEY_ENV: replica_auth_key},
     ).start()
     try:
         ports.wait_until(lambda: process.check_alive() or ports.port_open(port), timeout=60, what="the gateway")
@@ -59,8 +67,9 @@ def start(state_dir: Path, kubeconfig: Path, database_url: str, redis_url: str, 
 
 
 def issue_caller_token(kubectl: Path, kubeconfig: Path, namespace: str, name: str = "mcp-caller",
-                       duration: str = "24h") -> str:
-    """A ServiceAccount allowed to manage agentclusters in `namespace` only, and a token for it."""
+                       duration: str = "24h", audience: str = AUDIENCE) -> str:
+    """A ServiceAccount allowed to manage agentclusters in `namespace` only, and a token for it
+    minted for the gateway's audience."""
     manifests = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
@@ -71,7 +80,8 @@ def issue_caller_token(kubectl: Path, kubeconfig: Path, namespace: str, name: st
          "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]},
     ]
     _kubectl(kubectl, kubeconfig, ["apply", "-f", "-"], yaml.safe_dump_all(manifests))
-    return _kubectl(kubectl, kubeconfig, ["create", "token", name, "-n", namespace, f"--duration={duration}"]).strip()
+    return _kubectl(kubectl, kubeconfig, ["create", "token", name, "-n", namespace, f"--duration={duration}",
+                                          f"--audience={audience}"]).strip()
 
 
 def _kubectl(kubectl: Path, kubeconfig: Path, args: list[str], stdin: str | None = None) -> str:

@@ -7,6 +7,8 @@ run the runtime from this checkout's virtualenv (the process kubelet ignores ima
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from agent_api import replica_auth
 from devcluster import crd_wait, ports
 from devcluster.processes import Process
 
@@ -72,8 +75,13 @@ def write_settings(path: Path, database_url: str, redis_url: str, *, webhook_por
     return path
 
 
+def new_replica_auth_key() -> str:
+    """A master key for replica tokens; the operator and the gateway of one stack share it."""
+    return secrets.token_hex(32)
+
+
 def start(state_dir: Path, kubectl: Path, kubeconfig: Path, database_url: str, redis_url: str,
-          **settings: Any) -> Process:
+          replica_auth_key: str, **settings: Any) -> Process:
     """Apply the CRDs and start the operator; returns once its webhook answers."""
     apply_crds(kubectl, kubeconfig)
     port = ports.free_port()
@@ -82,6 +90,7 @@ def start(state_dir: Path, kubectl: Path, kubeconfig: Path, database_url: str, r
         "operator",
         [sys.executable, "-m", "agentclusters", "operator", f"--kubeconfig={kubeconfig}", f"--config={config}"],
         state_dir / "logs" / "operator.log",
+        env={**os.environ, replica_auth.MASTER_KEY_ENV: replica_auth_key},
     ).start()
     try:
         ports.wait_until(lambda: process.check_alive() or ports.port_open(port), timeout=60,

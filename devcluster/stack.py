@@ -2,8 +2,9 @@
 
 Everything lives in `.dev/` of the working directory: the control plane's state, the
 PostgreSQL and Redis data, logs, `.dev/kubeconfig` and a shell-sourceable `.dev/env` (with
-`GATEWAY_URL`, the MCP endpoint, and `GATEWAY_TOKEN`, a ServiceAccount token allowed on
-agentclusters in `default`). The processes outlive the command that started them; `down` finds them again through
+`GATEWAY_URL`, the MCP endpoint, `GATEWAY_TOKEN`, a ServiceAccount token for the gateway's
+audience allowed on agentclusters in `default`, and the stack's replica auth key). The
+processes outlive the command that started them; `down` finds them again through
 `.dev/stack.json`.
 """
 
@@ -15,6 +16,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent_api import replica_auth
 from devcluster import gateway_process, operator_process, ports, processes, services
 from devcluster.cluster import DevCluster
 from devcluster.kubelet import logs
@@ -54,10 +56,12 @@ class Stack:
             kubeconfig = self.root / "kubeconfig"
             kubeconfig.write_text(cluster.kubeconfig.read_text())
             kubeconfig.chmod(0o600)
+            replica_auth_key = operator_process.new_replica_auth_key()
             operator = operator_process.start(self.root / "cluster", cluster.bin_dir / "kubectl", kubeconfig,
-                                              postgres.url, redis.url)
+                                              postgres.url, redis.url, replica_auth_key)
             started.append(operator)
-            gateway = gateway_process.start(self.root / "cluster", kubeconfig, postgres.url, redis.url)
+            gateway = gateway_process.start(self.root / "cluster", kubeconfig, postgres.url, redis.url,
+                                            replica_auth_key)
             started.append(gateway.process)
             token = gateway_process.issue_caller_token(cluster.bin_dir / "kubectl", kubeconfig, "default")
         except BaseException:
@@ -74,6 +78,8 @@ class Stack:
             "DEVCLUSTER_BIN": str(cluster.bin_dir),
             "GATEWAY_URL": gateway.mcp_url,
             "GATEWAY_TOKEN": token,
+            # For a second gateway of your own (`agentclusters gateway`) against this stack.
+            replica_auth.MASTER_KEY_ENV: replica_auth_key,
         }
         self._write(env, {**cluster.pids(), "operator": operator.pid, "gateway": gateway.process.pid},
                     postgres.port, redis.port)

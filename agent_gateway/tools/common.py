@@ -31,7 +31,7 @@ ACT = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_h
 
 async def guard(d: deps.Deps, namespace: str | None, verb: str, subresource: str = "") -> tuple[auth.Caller, str]:
     """Rate limit and authorize the current caller; the namespace the call acts in."""
-    caller = auth.current_caller()
+    caller = auth.current_caller(d.local_caller)
     target = namespace or d.settings.default_namespace
     await d.limiter.check(caller.key, caller.username)
     await d.authorizer.require(caller, target, verb, subresource)

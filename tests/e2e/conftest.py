@@ -72,13 +72,15 @@ def operator(devcluster: DevCluster, postgres_server: services.Postgres, redis_s
     database_url = postgres_server.url_for("agentclusters_e2e")
     state_dir = tmp_path_factory.mktemp("operator")
 
+    replica_auth_key = operator_process.new_replica_auth_key()
+
     def start() -> Process:
         return operator_process.start(
             state_dir, devcluster.bin_dir / "kubectl", devcluster.kubeconfig, database_url,
-            redis_server.url, grace_seconds=5,
+            redis_server.url, replica_auth_key, grace_seconds=5,
         )
 
-    running = RunningOperator(start(), database_url, state_dir, start)
+    running = RunningOperator(start(), database_url, state_dir, start, replica_auth_key)
     try:
         yield running
     finally:

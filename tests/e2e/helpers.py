@@ -63,6 +63,8 @@ class RunningOperator:
     database_url: str
     state_dir: Path
     start: Callable[[], Process]
+    replica_auth_key: str
+    """The master key of the replicas' tokens; a gateway of this session needs the same."""
 
     def log(self) -> str:
         return self.process.log.read_text(errors="replace")

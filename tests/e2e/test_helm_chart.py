@@ -8,6 +8,7 @@ SubjectAccessReviews made as its ServiceAccount).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shlex
 import subprocess
@@ -19,7 +20,8 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from agent_gateway import auth, errors, kube
+from agent_api import replica_auth
+from agent_gateway import auth, errors, kube, settings
 from devcluster import crd_wait
 from tests.unit import chart
 
@@ -332,9 +334,10 @@ def test_notes_caller_recipe_works_against_the_gateways_reviews(installed: Clust
 
 
 async def _review_as_the_gateway(api: kube.Kube, token: str) -> None:
-    access = await auth.KubeTokenVerifier(api, cache_seconds=0).verify_token(token)
+    verifier = auth.KubeTokenVerifier(api, cache_seconds=0, audience=settings.DEFAULT_AUDIENCE)
+    access = await verifier.verify_token(token)
     assert access is not None and access.subject == "system:serviceaccount:team-a:mcp-caller"
-    assert await auth.KubeTokenVerifier(api, cache_seconds=0).verify_token("not-a-token") is None
+    assert await verifier.verify_token("not-a-token") is None
     caller = auth.Caller(username=access.subject, groups=tuple(access.claims["groups"]), uid=access.claims["uid"])
     authorizer = auth.Authorizer(api, cache_seconds=0)
     for verb in ("get", "list", "create", "patch", "delete"):
@@ -361,6 +364,8 @@ ALLOWED = [
     ("create", "secrets", None),
     ("patch", "secrets/agentclusters-runtime", None),
     ("get", "secrets/agentclusters-runtime", None),
+    ("patch", "secrets/agentclusters-replica-tokens", None),
+    ("get", "secrets/agentclusters-replica-tokens", None),
     ("create", "events", None),
 ]
 ALLOWED_CLUSTER = [
@@ -489,3 +494,20 @@ def test_upgrade_keeps_the_operators_webhooks_and_uninstall_removes_them(cluster
     assert cluster.kubectl("get", "clusterrole", fullname).returncode != 0
     # The CRD stays (Helm never deletes crds/), so AgentClusters outlive the release.
     cluster.ok("get", "crd", "agentclusters.agentclusters.io")
+
+
+def test_upgrade_keeps_the_replica_auth_key(cluster: Cluster) -> None:
+    """Replica tokens derive from the key: an upgrade must not change it, or every agent's
+    replicas would refuse the gateway until they restart."""
+    release, namespace = "keyed", "keyed-operator"
+    secret = f"{release}-agent-clusters-replica-auth"
+    cluster.helm("install", release, str(chart.CHART), "--namespace", namespace, "--create-namespace")
+    try:
+        before = cluster.get("secret", secret, "-n", namespace)["data"]["key"]
+        cluster.helm("upgrade", release, str(chart.CHART), "--namespace", namespace,
+                     "--reuse-values", "--set", "operator.workers=6")
+        after = cluster.get("secret", secret, "-n", namespace)["data"]["key"]
+    finally:
+        cluster.helm("uninstall", release, "--namespace", namespace)
+    assert before == after
+    assert len(base64.b64decode(before)) >= replica_auth.MIN_MASTER_KEY_LENGTH

@@ -94,6 +94,9 @@ def expected_namespaced_rules(runtime_secret: str = "agentclusters-runtime") -> 
         ("", "secrets", "*", "create"),
         ("", "secrets", runtime_secret, "get"),
         ("", "secrets", runtime_secret, "patch"),
+        # Each namespace's replica token Secret (agent_api/replica_auth.py), by name only.
+        ("", "secrets", "agentclusters-replica-tokens", "get"),
+        ("", "secrets", "agentclusters-replica-tokens", "patch"),
         ("", "events", "*", "create"),
     }
 

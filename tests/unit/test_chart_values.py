@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_api import replica_auth
 from agent_gateway import settings as gateway_settings
 from agent_operator import settings
 from tests.unit import chart
@@ -133,8 +134,7 @@ def test_watch_namespaces_binds_namespaced_rights_per_namespace() -> None:
 
 def test_urls_as_values_go_into_the_release_secret() -> None:
     docs = chart.render(chart.URLS)
-    secret = chart.one(docs, "Secret")
-    assert secret["metadata"]["name"] == "ac-agent-clusters-connections"
+    secret = chart.one(docs, "Secret", "ac-agent-clusters-connections")
     assert secret["stringData"] == {
         "DATABASE_URL": chart.URLS["database.url"], "REDIS_URL": chart.URLS["redis.url"],
     }
@@ -151,7 +151,8 @@ def test_urls_as_values_go_into_the_release_secret() -> None:
 
 def test_existing_secrets_and_cert_manager() -> None:
     docs = chart.render(chart.ALTERNATIVE)
-    assert not [d for d in docs if d["kind"] == "Secret"]  # nothing to render: both are existing
+    # No connections Secret to render: both are existing (the replica auth key is generated).
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Secret"] == ["ac-agent-clusters-replica-auth"]
     env = _env(docs)
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "pg-credentials", "key": "uri"}
     assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "redis-credentials", "key": "REDIS_URL"}
@@ -313,6 +314,8 @@ def test_gateway_values_reach_the_objects() -> None:
         "gateway.rateLimitPerMinute": "30",
         "gateway.scaleTimeoutSeconds": "300",
         "gateway.webhookMaxBodyBytes": "65536",
+        "gateway.webhookRateLimitPerMinute": "60",
+        "gateway.tokenAudience": "mcp.example.com",
         "gateway.serviceAccount.name": "mcp",
         "gateway.readinessProbe.enabled": "false",
         "gateway.livenessProbe.enabled": "false",
@@ -326,6 +329,7 @@ def test_gateway_values_reach_the_objects() -> None:
     assert loaded.mcp_url == f"http://{GATEWAY}.agent-clusters.svc:80/mcp"
     assert (loaded.default_namespace, loaded.rate_limit_per_minute) == ("team-a", 30)
     assert (loaded.scale_timeout_seconds, loaded.webhook_max_body_bytes) == (300.0, 65536)
+    assert (loaded.webhook_rate_limit_per_minute, loaded.token_audience) == (60, "mcp.example.com")
     service = chart.one(docs, "Service", GATEWAY)
     assert service["spec"]["type"] == "NodePort"
     assert service["spec"]["ports"][0]["port"] == 80 and service["spec"]["ports"][0]["targetPort"] == "http"
@@ -379,3 +383,20 @@ def test_bad_values_are_refused_with_a_clear_message(values: dict[str, str], mes
     result = chart.helm("template", "ac", str(chart.CHART), *chart.set_args(values), check=False)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
+
+
+def test_operator_and_gateway_share_a_generated_replica_auth_key() -> None:
+    docs = chart.render()
+    secret = chart.one(docs, "Secret", "ac-agent-clusters-replica-auth")
+    assert len(base64.b64decode(secret["data"]["key"])) >= replica_auth.MIN_MASTER_KEY_LENGTH
+    for name in (OPERATOR, GATEWAY):
+        assert _env(docs, name)[replica_auth.MASTER_KEY_ENV]["valueFrom"]["secretKeyRef"] == {
+            "name": "ac-agent-clusters-replica-auth", "key": "key"}, name
+
+
+def test_an_existing_replica_auth_secret_replaces_the_generated_one() -> None:
+    docs = chart.render({"replicaAuth.existingSecret": "platform-keys", "replicaAuth.existingSecretKey": "replicas"})
+    assert not [d for d in docs if d["metadata"]["name"] == "ac-agent-clusters-replica-auth"]
+    for name in (OPERATOR, GATEWAY):
+        assert _env(docs, name)[replica_auth.MASTER_KEY_ENV]["valueFrom"]["secretKeyRef"] == {
+            "name": "platform-keys", "key": "replicas"}, name

@@ -74,6 +74,20 @@ app.kubernetes.io/part-of: agent-clusters
 {{- printf "%s-connections" (include "agent-clusters.fullname" .) }}
 {{- end }}
 
+{{/* Secret holding the replica auth master key (agent_api/replica_auth.py). */}}
+{{- define "agent-clusters.replicaAuthSecret" -}}
+{{- default (printf "%s-replica-auth" (include "agent-clusters.fullname" .)) .Values.replicaAuth.existingSecret }}
+{{- end }}
+
+{{/* The env entry of the replica auth master key, for the operator and the gateway. */}}
+{{- define "agent-clusters.replicaAuthEnv" -}}
+- name: AGENTCLUSTERS_REPLICA_AUTH_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "agent-clusters.replicaAuthSecret" . }}
+      key: {{ .Values.replicaAuth.existingSecretKey }}
+{{- end }}
+
 {{/* secretKeyRef of DATABASE_URL / REDIS_URL, or nothing when unset. Argument: dict root, conf, key. */}}
 {{- define "agent-clusters.urlSecretRef" -}}
 {{- if .conf.existingSecret }}

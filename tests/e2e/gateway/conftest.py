@@ -20,7 +20,7 @@ CALLER = "mcp-caller"  # the ServiceAccount gateway_process.issue_caller_token m
 def gateway(devcluster: DevCluster, operator: RunningOperator,
             redis_server: services.Redis) -> Iterator[gateway_process.RunningGateway]:
     running = gateway_process.start(operator.state_dir, devcluster.kubeconfig, operator.database_url,
-                                    redis_server.url, rate_limit_per_minute=100_000)
+                                    redis_server.url, operator.replica_auth_key, rate_limit_per_minute=100_000)
     try:
         yield running
     finally:
@@ -29,7 +29,8 @@ def gateway(devcluster: DevCluster, operator: RunningOperator,
 
 @pytest.fixture
 def token_for(devcluster: DevCluster) -> Callable[[str], str]:
-    """A bearer token of a ServiceAccount allowed on agentclusters in that namespace only."""
+    """A bearer token of a ServiceAccount allowed on agentclusters in that namespace only,
+    minted for the gateway's audience."""
     def issue(namespace: str) -> str:
         return gateway_process.issue_caller_token(devcluster.bin_dir / "kubectl", devcluster.kubeconfig, namespace)
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 async def test_a_caller_over_its_rate_limit_is_told_how_long_to_wait(
         devcluster, operator, redis_server, namespace, token_for, tmp_path):
     limited = gateway_process.start(tmp_path, devcluster.kubeconfig, operator.database_url, redis_server.url,
-                                    rate_limit_per_minute=3)
+                                    operator.replica_auth_key, rate_limit_per_minute=3)
     try:
         refused, allowed = None, 0
         async with mcpclient.connect(limited.mcp_url, token_for(namespace)) as mcp:
@@ -49,3 +49,19 @@ async def test_the_tools_work_over_stdio_as_the_kubeconfig_identity(devcluster, 
         listed = await session.call("list_agents")
     assert made
     assert [agent["name"] for agent in listed["agents"]] == ["local"]
+
+
+async def test_chat_over_stdio_uses_the_token_secret_the_kubeconfig_user_can_read(
+        devcluster, operator, redis_server, namespace):
+    """No master key over stdio: the gateway reads the cluster's token Secret as the local user."""
+    server = StdioServerParameters(command=sys.executable, args=[
+        "-m", "agentclusters", "gateway", "--stdio", f"--kubeconfig={devcluster.kubeconfig}",
+        f"--database-url={operator.database_url}", f"--redis-url={redis_server.url}",
+        f"--default-namespace={namespace}",
+    ])
+    async with Client(stdio_client(server)) as client:
+        session = mcpclient.Session(client)
+        await session.call("make_agent", name="local", ai_provider="echo")
+        await session.call("scale_agent", name="local", replicas=1)
+        answer = await session.call("chat_with_agent", name="local", message="hello over stdio")
+    assert answer["reply"] == "echo: hello over stdio"

@@ -13,6 +13,8 @@ import time
 import asyncpg
 import pytest
 
+from agent_gateway import auth
+from agent_gateway.tools import chat
 from tests.e2e.gateway import mcpclient
 
 pytestmark = pytest.mark.e2e
@@ -79,11 +81,14 @@ async def test_social_scraper(gateway, operator, namespace, token_for):
                                 replica=hello["replica"], namespace=namespace)
         assert follow["replica"] == hello["replica"]
         assert follow["conversation_id"] == hello["conversation_id"]
+        # The replica keeps the conversation under the caller's key and the id it chose.
+        stored = chat.bound_conversation(auth.Caller(f"system:serviceaccount:{namespace}:mcp-caller"),
+                                         hello["conversation_id"])
         conn = await asyncpg.connect(operator.database_url)
         try:
             turns = await conn.fetch(
                 "SELECT replica, role, content FROM conversation_turns WHERE namespace = $1 AND cluster = $2 "
-                "AND conversation_id = $3 ORDER BY id", namespace, agent, hello["conversation_id"])
+                "AND conversation_id = $3 ORDER BY id", namespace, agent, stored)
         finally:
             await conn.close()
         assert {t["replica"] for t in turns} == {hello["replica"]}  # memory stays with the replica

@@ -23,6 +23,10 @@ NAMESPACE = "team-a"
 CLUSTER = "scraper"
 REPO = Path(__file__).resolve().parents[3]
 SAMPLE = "tests.integration.runtime.sample_functions"
+# The credential every spawned runtime expects from its callers (the operator derives the real
+# one per cluster; any non-empty value does here).
+REPLICA_TOKEN = "test-replica-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {REPLICA_TOKEN}"}
 
 
 class FakeClock:
@@ -114,7 +118,7 @@ class Replica:
     async def start(self, loops: bool = False) -> Replica:
         identity = config.Identity(NAMESPACE, CLUSTER, self.name, self.ordinal, "127.0.0.1",
                                    self.database_url, "redis://127.0.0.1:1/0",
-                                   config_poll_seconds=60)
+                                   config_poll_seconds=60, replica_token=REPLICA_TOKEN)
         self.pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=4)
         await cluster_store.register_member(self.pool, NAMESPACE, CLUSTER, self.name,
                                             self.ordinal)
@@ -198,6 +202,7 @@ class RuntimeProcess:
             "AGENT_ORDINAL": str(ordinal), "POD_IP": pod_ip, "AGENT_HTTP_PORT": str(port),
             "DATABASE_URL": database_url, "REDIS_URL": redis_url,
             "AGENT_SHUTDOWN_GRACE_SECONDS": str(grace_seconds),
+            "AGENT_REPLICA_TOKEN": REPLICA_TOKEN,
             "PYTHONPATH": str(REPO),
             **(extra_env or {}),
         }

@@ -162,7 +162,7 @@ async def test_http_endpoints_and_redis_registration(database_url, redis_url, sp
         entry = {k.decode(): v.decode() for k, v in (await client.hgetall(key)).items()}
         ttl = await client.ttl(key)
         members = await client.smembers(redis_keys.replicas_set_key(NAMESPACE, CLUSTER))
-        async with httpx.AsyncClient(base_url=process.url) as http:
+        async with httpx.AsyncClient(base_url=process.url, headers=harness.AUTH) as http:
             health = await http.get("/healthz")
             ready = await http.get("/readyz")
             run = await http.post("/run/echo", json={"trigger": "webhook", "payload": {"a": 1}})
@@ -226,7 +226,7 @@ async def test_run_without_waiting_answers_with_its_id_at_once_and_still_records
     process = spawn("daring-duck")
     try:
         await harness.wait_for(serving(process), within=30)
-        async with httpx.AsyncClient(base_url=process.url) as http:
+        async with httpx.AsyncClient(base_url=process.url, headers=harness.AUTH) as http:
             started = await http.post("/run/sleepy", json={"payload": {"seconds": 1}, "wait": False})
             refused = await http.post("/run/sleepy", json={"wait": "no"})
         run_id = started.json()["run_id"]
@@ -250,7 +250,7 @@ async def test_sigterm_records_an_unfinished_webhook_run_as_interrupted(spawn, d
         [harness.python_function("sleepy", "sleepy")], []))
     process = spawn("daring-duck", grace=1.0)
     await harness.wait_for(serving(process), within=30)
-    async with httpx.AsyncClient(base_url=process.url) as http:
+    async with httpx.AsyncClient(base_url=process.url, headers=harness.AUTH) as http:
         started = await http.post("/run/sleepy", json={"payload": {"seconds": 60}, "wait": False})
 
     process.signal(signal.SIGTERM)

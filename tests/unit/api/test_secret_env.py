@@ -15,3 +15,14 @@ def test_is_secret_recognises_exactly_the_contracts_variables():
     assert secret_env.is_secret("AGENT_MCP_DOCS_HEADER_Authorization")
     assert not secret_env.is_secret("AGENT_CLUSTER")
     assert not secret_env.is_secret("AGENT_CHANNEL_OPS")
+
+
+def test_webhook_secrets_and_the_replica_token_have_their_own_names():
+    assert secret_env.webhook_secret("github-push") == "AGENT_WEBHOOK_GITHUB_PUSH_SECRET"
+    assert secret_env.REPLICA_TOKEN == "AGENT_REPLICA_TOKEN"
+
+
+def test_webhook_secrets_and_the_replica_token_are_secrets_to_redact():
+    assert secret_env.is_secret("AGENT_WEBHOOK_GH_SECRET")
+    assert secret_env.is_secret("AGENT_REPLICA_TOKEN")
+    assert not secret_env.is_secret("AGENT_WEBHOOK_TOLERANCE")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from agent_api import constants, models, secret_env, tiers
+from agent_api import constants, models, replica_auth, secret_env, tiers
 from agent_operator import pods
 from agent_operator.settings import OperatorSettings
 
@@ -24,6 +24,8 @@ CLUSTER = {
         "mcpServers": [{"name": "docs", "url": "https://mcp.example.test/mcp",
                         "headersSecretRef": {"name": "docs-mcp"}},
                        {"name": "open", "url": "https://open.example.test/mcp"}],
+        "webhooks": [{"name": "gh-push", "path": "/github", "function": "summarize",
+                      "secretRef": {"name": "hooks", "key": "github"}}],
     },
 }
 
@@ -54,7 +56,7 @@ def test_a_spec_without_secrets_adds_nothing():
     plain = {"metadata": CLUSTER["metadata"], "spec": {}}
     container = _container(plain)
     assert "envFrom" not in container
-    assert not [e for e in container["env"] if secret_env.is_secret(e["name"])]
+    assert [e["name"] for e in container["env"] if secret_env.is_secret(e["name"])] == ["AGENT_REPLICA_TOKEN"]
     assert pods.template_hash(SETTINGS.image, TIER, SETTINGS, models.AgentClusterSpec()) == (
         pods.template_hash(SETTINGS.image, TIER, SETTINGS))
 
@@ -63,7 +65,8 @@ def test_changing_a_secret_reference_changes_the_template_hash():
     base = _hash(CLUSTER)
     for path, value in ((("ai", "apiKeySecretRef", "key"), "other-key"),
                         (("channels", 0, "urlSecretRef", "name"), "slack-2"),
-                        (("mcpServers", 0, "headersSecretRef", "name"), "docs-mcp-2")):
+                        (("mcpServers", 0, "headersSecretRef", "name"), "docs-mcp-2"),
+                        (("webhooks", 0, "secretRef", "key"), "gitlab")):
         changed = copy.deepcopy(CLUSTER)
         target = changed["spec"]
         for part in path[:-1]:
@@ -82,6 +85,23 @@ def test_hot_reloaded_fields_do_not_change_the_hash():
 def test_the_pod_annotation_carries_the_hash_with_secret_refs():
     pod = pods.build(CLUSTER, MEMBER, TIER, SETTINGS)
     assert pod["metadata"]["annotations"][constants.ANNOTATION_POD_TEMPLATE_HASH] == _hash(CLUSTER)
+
+
+def test_the_replica_token_comes_from_the_namespaces_token_secret_under_the_clusters_name():
+    env = {e["name"]: e for e in _container(CLUSTER)["env"]}
+    assert env["AGENT_REPLICA_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": replica_auth.SECRET_NAME, "key": "scraper"}}
+
+
+def test_a_webhook_secret_reaches_the_replica_by_reference():
+    env = {e["name"]: e for e in _container(CLUSTER)["env"]}
+    assert env["AGENT_WEBHOOK_GH_PUSH_SECRET"]["valueFrom"] == {"secretKeyRef": {"name": "hooks", "key": "github"}}
+
+
+def test_a_rotated_master_key_changes_the_template_hash():
+    rotated = SETTINGS.model_copy(update={"replica_auth_key": "r" * 32})
+    spec = models.AgentClusterSpec.model_validate(CLUSTER["spec"])
+    assert pods.template_hash(SETTINGS.image, TIER, rotated, spec) != _hash(CLUSTER)
 
 
 def test_credentials_version_rolls_the_pods_without_the_pod_carrying_credentials():

@@ -8,7 +8,7 @@ from agent_runtime import config, database
 
 ENV = {"AGENT_NAMESPACE": "team-a", "AGENT_CLUSTER": "scraper", "AGENT_REPLICA": "daring-duck",
        "POD_IP": "10.0.0.7", "DATABASE_URL": "postgresql://db/agents",
-       "REDIS_URL": "redis://redis/0"}
+       "REDIS_URL": "redis://redis/0", "AGENT_REPLICA_TOKEN": "0123456789abcdef"}
 
 
 def test_defaults_connect_directly_and_listen():
@@ -40,3 +40,12 @@ def test_an_unknown_pooling_mode_is_refused_with_the_choices():
 def test_missing_variables_are_named():
     with pytest.raises(ValueError, match="missing required environment variables: DATABASE_URL"):
         config.Identity.from_env({k: v for k, v in ENV.items() if k != "DATABASE_URL"})
+
+
+def test_a_missing_replica_token_is_named_with_where_it_comes_from():
+    with pytest.raises(ValueError, match=r"AGENT_REPLICA_TOKEN .*Secret agentclusters-replica-tokens, key scraper"):
+        config.Identity.from_env({k: v for k, v in ENV.items() if k != "AGENT_REPLICA_TOKEN"})
+
+
+def test_the_replica_token_is_not_in_the_identitys_repr():
+    assert "0123456789abcdef" not in repr(config.Identity.from_env(ENV))

@@ -50,7 +50,7 @@ class ServedReplica:
         if conversation_id:
             body["conversation_id"] = conversation_id
         async with aiohttp.ClientSession() as http, http.post(
-                f"http://127.0.0.1:{self.port}/chat", json=body) as response:
+                f"http://127.0.0.1:{self.port}/chat", json=body, headers=harness.AUTH) as response:
             return response.status, await response.json()
 
     async def close(self) -> None:

@@ -1,0 +1,30 @@
+"""The gateway's identity settings: the token audience, the replica auth key from the
+environment only, and refusing to serve HTTP without that key."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent_api import replica_auth
+from agent_gateway import main, settings
+from devcluster import gateway_process
+
+URLS = ["--database-url=postgresql://db/agents", "--redis-url=redis://redis/0"]
+
+
+def test_the_default_audience_is_the_one_dev_tokens_are_minted_for():
+    assert settings.Settings().token_audience == settings.DEFAULT_AUDIENCE == gateway_process.AUDIENCE
+
+
+def test_the_replica_auth_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(replica_auth.MASTER_KEY_ENV, "k" * 32)
+    config = settings.from_args(settings.parser().parse_args([*URLS, "--token-audience=mcp.example.com"]))
+    assert config.replica_auth_key == b"k" * 32 and config.token_audience == "mcp.example.com"
+    assert "k" * 32 not in repr(config)
+
+
+def test_http_mode_refuses_to_start_without_the_replica_auth_key(monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]):
+    monkeypatch.delenv(replica_auth.MASTER_KEY_ENV, raising=False)
+    assert main.main(URLS) == 2
+    assert "AGENTCLUSTERS_REPLICA_AUTH_KEY is not set" in capsys.readouterr().err
