@@ -32,9 +32,10 @@ USERNAME_PREFIX = f"{redis_keys.PREFIX}-ns-"
 
 # What agent_runtime/registry.py sends: the heartbeat and the deregistration are each one
 # MULTI/EXEC transaction of HSET+EXPIRE+SADD and DEL+SREM. Webhook delivery de-duplication
-# stores `delivery_key` with SET key value NX EX n. Nothing reads: the gateway, with its own
-# credentials, is the only reader of the registry.
-RUNTIME_COMMANDS = ("hset", "expire", "sadd", "del", "srem", "multi", "exec", "set")
+# (agent_runtime/webhooks.py) stores `delivery_key` with SET key value NX EX n, GETs what was
+# recorded first when that SET finds a replay, and DELs a delivery that did not run. The
+# registry is never read by the runtime: the gateway, with its own credentials, reads it.
+RUNTIME_COMMANDS = ("hset", "expire", "sadd", "del", "srem", "multi", "exec", "set", "get")
 
 # The connection handshake redis-py sends (redis/asyncio/connection.py, on_connect; seen with
 # MONITOR and INFO commandstats): HELLO 3 AUTH user pass over RESP3 (redis-py 8's default) or

@@ -18,7 +18,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError
 
 from agent_api import redis_keys
 from agent_operator import redis_acl
-from agent_runtime import config, registry
+from agent_runtime import config, registry, webhooks
 
 A, B = "team-a", "team"  # B's name is a prefix of A's: its patterns must still not reach A
 PASSWORD = {A: "pw-of-a", B: "p@ss:w/rd%?#of b"}  # characters a URL must escape
@@ -151,11 +151,18 @@ async def test_the_runtime_registry_works_with_its_namespace_user(admin: aioredi
 
 
 async def test_the_runtime_can_record_its_own_webhook_deliveries(admin: aioredis.Redis, redis_url: str):
-    async with connected(await url_handed_to(admin, redis_url, B)) as tenant:
-        key = redis_keys.delivery_key(B, "shop", "d-1")
-        assert await tenant.set(key, "1", nx=True, ex=300) is True
-        assert await tenant.set(key, "1", nx=True, ex=300) is None  # a replay is noticed
-    assert 0 < await admin.ttl(key) <= 300
+    """The runtime's real de-duplication (agent_runtime.webhooks.Deliveries): a first delivery
+    is new, its replay is noticed with what was recorded first, and nothing is refused."""
+    deliveries = webhooks.Deliveries(identity(B, await url_handed_to(admin, redis_url, B)), env={})
+    try:
+        assert await deliveries.record("d-1") is None
+        first_seen = await deliveries.record("d-1")
+        await deliveries.forget("d-2")
+    finally:
+        await deliveries.close()
+    assert first_seen is not None and "brave-bee" in first_seen
+    assert await admin.ttl(redis_keys.delivery_key(B, "shop", "d-1")) > 0
+    assert await admin.acl_log() == []
 
 
 @pytest.mark.parametrize("options", [{"protocol": 2}, {"protocol": 3}, {"health_check_interval": 0.01}],
