@@ -42,7 +42,8 @@ async def open_deps(config: settings.Settings) -> AsyncIterator[Deps]:
     try:
         local_caller = await _local_caller(k8s) if config.stdio else None
         yield Deps(
-            settings=config, kube=k8s, store=db, registry=routing.Registry(redis), runtime=runtime,
+            settings=config, kube=k8s, store=db, runtime=runtime,
+            registry=routing.Registry(redis, routing.PodAuthority(k8s)),
             authorizer=auth.Authorizer(k8s, config.auth_cache_seconds),
             limiter=ratelimit.RateLimiter(redis, config.rate_limit_per_minute),
             token_verifier=auth.KubeTokenVerifier(k8s, config.auth_cache_seconds, config.token_audience),

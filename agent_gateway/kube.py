@@ -1,6 +1,6 @@
-"""The gateway's Kubernetes calls: AgentClusters, their scale subresource, the replica token
-Secret (over stdio only), and the TokenReview / SubjectAccessReview that make Kubernetes RBAC
-the permission model.
+"""The gateway's Kubernetes calls: AgentClusters, their scale subresource, replica pods (to
+check the addresses in Redis), the replica token Secret (over stdio only), and the
+TokenReview / SubjectAccessReview that make Kubernetes RBAC the permission model.
 
 Every change is a JSON merge patch carrying the `metadata.resourceVersion` it was computed
 from, so the API server answers 409 if anyone (kubectl, GitOps, another MCP call) changed the
@@ -134,6 +134,19 @@ class Kube:
             if exc.status == 409:
                 raise errors.Conflict() from None
             raise errors.GatewayError(errors.api_message(exc)) from None
+
+    # --- Pods ---------------------------------------------------------------------------
+
+    async def pod(self, namespace: str, name: str) -> client.V1Pod | None:
+        """A replica's pod, or None if there is none: routing checks the address a replica
+        registered in Redis against the pod's IP (agent_gateway/routing.py)."""
+        try:
+            return await asyncio.to_thread(self._core.read_namespaced_pod, name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise errors.GatewayError(
+                f"reading pod {name!r} in namespace {namespace!r}: {errors.api_message(exc)}") from None
 
     # --- Secrets ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import asyncpg
+import redis.asyncio as aioredis
 
 from agent_operator.kube import Kube
 from agent_operator.settings import OperatorSettings
@@ -17,6 +18,8 @@ class Context:
     kube: Kube
     settings: OperatorSettings
     db: asyncpg.Pool
+    redis: aioredis.Redis
+    """Admin connection: creates each namespace's ACL user (agent_operator.redis_acl)."""
     # One allocation at a time per namespace: names and slots are namespace-wide.
     namespace_locks: defaultdict[str, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)

@@ -23,16 +23,23 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
 import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from redis.exceptions import RedisError
 
 from agent_api import constants
 from agent_api.db import tenants
+from agent_operator import redis_acl
 from agent_operator.context import Context
+
+log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
@@ -50,6 +57,9 @@ class Part:
     """Makes the service accept exactly `data` (idempotent)."""
     renewed: str | None = None
     """Why this part issued new credentials although no rotation was asked for."""
+    every_check: bool = False
+    """Sync at every check, not once per Secret resourceVersion: the service can forget
+    (Redis keeps ACL users in memory; a restart without an aclfile loses them)."""
 
 
 @dataclass(frozen=True)
@@ -115,10 +125,14 @@ async def ensure(ctx: Context, obj: Obj) -> str:
                                             str(error))
                 raise
             ctx.credentials_synced[namespace] = resource_version
+        elif not await _sync_forgetful(parts, namespace):
+            # Not marked checked: the next reconcile of the namespace tries again.
+            ctx.credentials_versions[namespace] = version
+            return version
         if why is not None:
             await ctx.kube.create_event(
                 obj, "Normal", constants.EVENT_CREDENTIALS_ROTATED,
-                f"issued new database credentials for namespace {namespace} ({why}); "
+                f"issued new database and Redis credentials for namespace {namespace} ({why}); "
                 "its replicas restart one at a time to pick them up")
         ctx.credentials_versions[namespace] = version
         ctx.secrets_checked[namespace] = now
@@ -126,7 +140,20 @@ async def ensure(ctx: Context, obj: Obj) -> str:
 
 
 async def _parts(ctx: Context, namespace: str, secret: RuntimeSecret, rotate: bool) -> list[Part]:
-    return [await _database(ctx, namespace, secret, rotate), _redis(ctx)]
+    return [await _database(ctx, namespace, secret, rotate), _redis(ctx, namespace, secret, rotate)]
+
+
+async def _sync_forgetful(parts: list[Part], namespace: str) -> bool:
+    """Re-sync the parts whose service may have forgotten; False if one could not be reached."""
+    for part in parts:
+        if part.every_check:
+            try:
+                await part.sync()
+            except (RedisError, OSError) as error:
+                log.warning("could not check the Redis user of namespace %s, will retry: %r",
+                            namespace, error)
+                return False
+    return True
 
 
 async def _database(ctx: Context, namespace: str, secret: RuntimeSecret, rotate: bool) -> Part:
@@ -153,13 +180,26 @@ async def _database(ctx: Context, namespace: str, secret: RuntimeSecret, rotate:
     return Part({DATABASE_URL: tenants.tenant_url(base, role, password)}, sync, renewed)
 
 
-def _redis(ctx: Context) -> Part:
-    """Redis as configured (one URL for every namespace today)."""
-    return Part({REDIS_URL: ctx.settings.redis_url}, _nothing)
+def _redis(ctx: Context, namespace: str, secret: RuntimeSecret, rotate: bool) -> Part:
+    """The namespace's own Redis ACL user, confined to its keys and the runtime's commands."""
+    username = redis_acl.username_for(namespace)
+    have = urlsplit(secret.data.get(REDIS_URL, ""))
+    password = unquote(have.password) if have.password is not None else None
+    renewed = None
+    if secret.exists and not rotate:
+        if unquote(have.username or "") != username:
+            renewed = f"the Secret named Redis user {have.username or '(none)'}, not {username}"
+        elif not tenants.password_acceptable(password):
+            renewed = "the Secret's Redis password was missing or too short"
+    if rotate or renewed or password is None:
+        password = tenants.new_password()
+    issued = password
 
+    async def sync() -> None:
+        await redis_acl.ensure_namespace_user(ctx.redis, namespace, issued)
 
-async def _nothing() -> None:
-    return None
+    return Part({REDIS_URL: redis_acl.redis_url_for(ctx.settings.redis_url, username, password)},
+                sync, renewed, every_check=True)
 
 
 def rotation_reason(secret: RuntimeSecret, rotation_days: float, now: dt.datetime) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import kopf
+import redis.asyncio as aioredis
 
 from agent_api import constants, secret_refs, tiers
 from agent_api.db import cluster_store, migrate
@@ -78,7 +79,9 @@ class Operator:
         async with pool.acquire() as conn:
             applied = await migrate.apply(conn)
         log.info("schema migrations applied: %s", applied or "none pending")
-        self.ctx = Context(kube=kube.Kube(kube.load_client(self.kubeconfig)), settings=self.settings, db=pool)
+        self.ctx = Context(kube=kube.Kube(kube.load_client(self.kubeconfig)), settings=self.settings, db=pool,
+                           redis=aioredis.from_url(self.settings.redis_url, socket_timeout=5,
+                                                   socket_connect_timeout=5))
         self.queue = WorkQueue(self._reconcile, self.settings.workers)
         self.queue.start()
         self.resync = asyncio.create_task(self._resync_forever(), name="resync")
@@ -90,6 +93,7 @@ class Operator:
             await self.queue.stop()
         if self.ctx is not None:
             await self.ctx.db.close()
+            await self.ctx.redis.aclose()
 
     # --- events ------------------------------------------------------------------------
     def cluster_event(self, name: str, namespace: str, **_: Any) -> None:

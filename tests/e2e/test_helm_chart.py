@@ -236,6 +236,7 @@ GATEWAY_ALLOWED = [
     ("patch", "agentclusters.agentclusters.io", None),
     ("delete", "agentclusters.agentclusters.io", None),
     ("patch", "agentclusters.agentclusters.io", "scale"),
+    ("get", "pods", None),  # routing checks a replica's address against its pod
 ]
 GATEWAY_ALLOWED_CLUSTER = [
     ("create", "tokenreviews.authentication.k8s.io"),
@@ -250,9 +251,10 @@ GATEWAY_DENIED = [
     ("create", "secrets", None),
     ("patch", "secrets/webhook-signing-key", None),
     ("delete", "secrets/webhook-signing-key", None),
-    ("list", "pods", None),
-    ("get", "pods", None),
+    ("list", "pods", None),  # get by name only
+    ("watch", "pods", None),
     ("create", "pods", None),
+    ("delete", "pods", None),
     ("create", "pods", "exec"),
     ("watch", "agentclusters.agentclusters.io", None),
     ("update", "agentclusters.agentclusters.io", None),

@@ -129,6 +129,8 @@ def expected_gateway_rules() -> set[tuple[str, str, str, str]]:
         # scale_agent.
         ("agentclusters.io", "agentclusters/scale", "*", "patch"),
         # No Secrets: a referenced Secret is authorized for the caller (SubjectAccessReview), never read.
+        # Routing checks a replica's address in Redis against its pod.
+        ("", "pods", "*", "get"),
     }
 
 

@@ -132,6 +132,33 @@ def test_watch_namespaces_binds_namespaced_rights_per_namespace() -> None:
     assert _container(docs)["args"] == ["--namespace=team-a", "--namespace=team-b"]
 
 
+def test_replicas_of_each_watched_namespace_get_a_network_policy() -> None:
+    docs = chart.render({"operator.watchNamespaces": "{team-a,team-b}"})
+    policies = {d["metadata"]["namespace"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
+
+    assert sorted(policies) == ["team-a", "team-b"]
+    spec = policies["team-a"]
+    # The selector matches what agent_operator/pods.py labels replica pods with.
+    assert spec["podSelector"]["matchLabels"] == {"app.kubernetes.io/component": "agent-replica",
+                                                  "app.kubernetes.io/managed-by": "agent-clusters"}
+    (rule,) = spec["ingress"]
+    assert rule["from"] == [{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "agent-clusters"}},
+        "podSelector": {"matchLabels": chart.one(docs, "Deployment", GATEWAY)["spec"]["selector"]["matchLabels"]},
+    }]
+    assert rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    blocked = {cidr for peer in spec["egress"][0]["to"] for cidr in peer["ipBlock"]["except"]}
+    assert "169.254.0.0/16" in blocked  # cloud instance metadata
+
+
+def test_network_policies_need_namespaces_to_be_named() -> None:
+    assert not [d for d in chart.render() if d["kind"] == "NetworkPolicy"]
+    docs = chart.render({"networkPolicy.namespaces": "{team-c}"})
+    assert [d["metadata"]["namespace"] for d in docs if d["kind"] == "NetworkPolicy"] == ["team-c"]
+    assert not [d for d in chart.render({"operator.watchNamespaces": "{team-a}", "networkPolicy.enabled": "false"})
+                if d["kind"] == "NetworkPolicy"]
+
+
 def test_urls_as_values_go_into_the_release_secret() -> None:
     docs = chart.render(chart.URLS)
     secret = chart.one(docs, "Secret", "ac-agent-clusters-connections")

@@ -5,31 +5,24 @@ rows, and a rotation asked for on the Secret replaces the password and rolls the
 from __future__ import annotations
 
 import asyncio
-import base64
 import uuid
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 from kubernetes import client
-from kubernetes.client import ApiClient
 
-from tests.e2e.helpers import RunningOperator, eventually
+from tests.e2e.helpers import eventually
 from tests.e2e.operator import agentclusters as ac
-from tests.e2e.operator.conftest import manifest
+from tests.e2e.tenancy.conftest import RUNTIME_SECRET, runtime_secret_value
 
 pytestmark = pytest.mark.e2e
 
-RUNTIME_SECRET = "agentclusters-runtime"
 ROTATE = "agentclusters.io/rotate-credentials"
-ECHO = {"name": "echo", "python": {"entrypoint": "agent_runtime.builtins:echo"}}
-EVERY_SECOND = [{"name": "tick", "function": "echo", "cron": "* * * * * *"}]
 
 
 def secret_url(core: client.CoreV1Api, namespace: str) -> str:
-    secret = core.read_namespaced_secret(RUNTIME_SECRET, namespace)
-    return base64.b64decode(secret.data["DATABASE_URL"]).decode()
+    return runtime_secret_value(core, namespace, "DATABASE_URL")
 
 
 async def _fetchval(url: str, sql: str, *args: object) -> object:
@@ -55,24 +48,6 @@ def login_refused(url: str) -> bool:
 def succeeded_fires(database_url: str, namespace: str) -> int:
     return fetchval(database_url, "SELECT count(*) FROM fires WHERE namespace = $1"
                     " AND status = 'succeeded'", namespace)
-
-
-@pytest.fixture(scope="module")
-def tenants(k8s_api: ApiClient, operator: RunningOperator) -> Iterator[tuple[str, str]]:
-    """Namespaces A and B, each with a ready cluster `ticker` running a schedule."""
-    core = client.CoreV1Api(k8s_api)
-    agc = client.CustomObjectsApi(k8s_api)
-    names = [f"t-{uuid.uuid4().hex[:10]}" for _ in range(2)]
-    for name in names:
-        core.create_namespace(body={"metadata": {"name": name}})
-        eventually(lambda n=name: core.read_namespaced_service_account("default", n), timeout=30,
-                   what=f"the default ServiceAccount of {name}")
-        ac.create(agc, name, manifest("ticker", 2, functions=[ECHO], schedules=EVERY_SECOND))
-    for name in names:
-        ac.ready_members(agc, name, "ticker", 2)
-    yield names[0], names[1]
-    for name in names:
-        core.delete_namespace(name, propagation_policy="Background")
 
 
 def test_each_namespace_secret_holds_a_role_of_its_own(k8s_api, tenants, operator):
