@@ -101,6 +101,17 @@ async def synced(http, gateway, namespace: str, agent: str) -> None:
         await asyncio.sleep(1)
 
 
+async def every_replica_answers(http, gateway, namespace: str, agent: str, members: set[str]) -> None:
+    deadline = time.monotonic() + 120
+    seen: set[str] = set()
+    while seen != members:
+        answer = await deliver(http, gateway, namespace, agent, "/sync", b"{}")
+        if answer.status_code == 200:
+            seen.add(answer.json()["replica"])
+        assert time.monotonic() < deadline, f"only {sorted(seen)} of {sorted(members)} answered: {answer.text}"
+        await asyncio.sleep(0.2)
+
+
 async def test_webhooks(gateway, namespace, token_for, operator, hooked_agent):
     agent = "hooked"
     members = await hooked_agent(agent, replicas=3)
@@ -110,6 +121,9 @@ async def test_webhooks(gateway, namespace, token_for, operator, hooked_agent):
     assert 'may not get Secret "nope"' in unreadable
 
     async with httpx2.AsyncClient(timeout=60) as http:
+        # A replica is routed to once the gateway has confirmed its address against its pod
+        # (cached for a few seconds): wait until each has answered once, then judge the spread.
+        await every_replica_answers(http, gateway, namespace, agent, set(members))
         counts: collections.Counter[str] = collections.Counter()
         run_ids = []
         for n in range(30):
