@@ -121,8 +121,11 @@ def register(server: MCPServer, d: deps.Deps) -> None:
         namespace: common.Namespace = None,
     ) -> results.Changed:
         """Expose a signed webhook at POST /hooks/<namespace>/<agent><path> on the gateway that runs a
-        function on one of the replicas. Senders sign the body with HMAC-SHA256 using the Secret's
-        key (header X-Agent-Signature: sha256=<hex>). synchronous: answer with the run's result."""
+        function on one of the replicas. Senders sign each delivery with HMAC-SHA256 using the Secret's
+        key: headers X-Agent-Timestamp (unix seconds), X-Agent-Delivery (a new id per delivery) and
+        X-Agent-Signature: v1=<hex HMAC(key, "v1:<timestamp>:<delivery>:/hooks/<namespace>/<agent><path>:"
+        + body)>; a delivery is accepted within 300 s of its timestamp, once. The caller needs get on
+        the Secret. synchronous: answer with the run's result."""
         hook = {"name": webhook_name, "path": path, "function": function_name,
                 "secretRef": {"name": secret_name, "key": secret_key}, "synchronous": synchronous}
         return await edit(namespace, agent_name, lambda spec: spec_edit.add_item(spec, "webhook", hook, agent_name),
