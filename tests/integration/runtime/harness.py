@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
 
 from agent_api.db import cluster_store, migrate, tenants
 from agent_runtime import config, metrics, runner, scheduler
@@ -184,6 +185,19 @@ async def wait_for(predicate, within: float = 30.0, interval: float = 0.1) -> No
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {within} s: {predicate.__doc__}")
         await asyncio.sleep(interval)
+
+
+async def until_serving(process: RuntimeProcess, within: float = 30.0) -> None:
+    """Wait until the runtime answers its readiness probe."""
+    async def ready() -> bool:
+        """the runtime answers /readyz"""
+        try:
+            async with httpx.AsyncClient() as http:
+                return (await http.get(f"{process.url}/readyz")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    await wait_for(ready, within=within)
 
 
 class RuntimeProcess:

@@ -19,16 +19,7 @@ async def _serving(spawn, database_url: str, **limits: int) -> harness.RuntimePr
         [harness.python_function("echo", "async_echo"), harness.python_function("sleepy", "sleepy")],
         [], **limits))
     process = spawn("daring-duck", database_url)
-
-    async def ready() -> bool:
-        """the runtime answers /readyz"""
-        try:
-            async with httpx.AsyncClient() as http:
-                return (await http.get(f"{process.url}/readyz")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    await harness.wait_for(ready, within=30)
+    await harness.until_serving(process)
     return process
 
 

@@ -207,25 +207,13 @@ async def test_every_log_line_names_namespace_cluster_and_replica(database_url, 
                (NAMESPACE, CLUSTER, "swift-falcon") for line in lines)
 
 
-def serving(process: RuntimeProcess):
-    async def ready() -> bool:
-        """the runtime answers /readyz"""
-        try:
-            async with httpx.AsyncClient() as http:
-                return (await http.get(f"{process.url}/readyz")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    return ready
-
-
 async def test_run_without_waiting_answers_with_its_id_at_once_and_still_records_it(spawn, database_url):
     await harness.migrated(database_url)
     await harness.write_spec(database_url, 1, harness.spec_with(
         [harness.python_function("sleepy", "sleepy")], []))
     process = spawn("daring-duck")
     try:
-        await harness.wait_for(serving(process), within=30)
+        await harness.until_serving(process)
         async with httpx.AsyncClient(base_url=process.url, headers=harness.AUTH) as http:
             started = await http.post("/run/sleepy", json={"payload": {"seconds": 1}, "wait": False})
             refused = await http.post("/run/sleepy", json={"wait": "no"})
@@ -249,7 +237,7 @@ async def test_sigterm_records_an_unfinished_webhook_run_as_interrupted(spawn, d
     await harness.write_spec(database_url, 1, harness.spec_with(
         [harness.python_function("sleepy", "sleepy")], []))
     process = spawn("daring-duck", grace=1.0)
-    await harness.wait_for(serving(process), within=30)
+    await harness.until_serving(process)
     async with httpx.AsyncClient(base_url=process.url, headers=harness.AUTH) as http:
         started = await http.post("/run/sleepy", json={"payload": {"seconds": 60}, "wait": False})
 

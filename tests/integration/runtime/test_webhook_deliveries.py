@@ -41,16 +41,7 @@ async def _serving(spawn, database_url: str, redis: str | None = None, **limits:
     await harness.write_spec(database_url, 1, spec)
     env = {secret_env.webhook_secret(name): SECRET.decode() for name in ("gh", "sync", "slow")}
     process = spawn("daring-duck", database_url, redis, **env)
-
-    async def ready() -> bool:
-        """the runtime answers /readyz"""
-        try:
-            async with httpx.AsyncClient() as http:
-                return (await http.get(f"{process.url}/readyz")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    await harness.wait_for(ready, within=30)
+    await harness.until_serving(process)
     return process
 
 
