@@ -19,10 +19,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench import claims, drain, environment, idle, lateness, report, thousand
+from bench import claims, drain, environment, idle, lateness, report, tenancy, thousand
 
 BENCHMARKS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "claims": claims.run,
+    "tenancy": tenancy.run,
     "drain": drain.run,
     "lateness": lateness.run,
     "idle": idle.run,

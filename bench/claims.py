@@ -51,9 +51,10 @@ async def claimer(pool: asyncpg.Pool, claim_sql: str, name: str, claimed: list[i
 
 
 async def drain_with(pool: asyncpg.Pool, claim_sql: str, concurrency: int,
-                     fires: int) -> tuple[float, bool]:
-    """(fires per second, whether every fire was claimed exactly once)."""
-    async with pool.acquire() as conn:
+                     fires: int, setup: asyncpg.Pool | None = None) -> tuple[float, bool]:
+    """(fires per second, whether every fire was claimed exactly once); the fires are
+    seeded through `setup` (default: `pool`), the claimers use `pool`."""
+    async with (setup or pool).acquire() as conn:
         await conn.execute(SQL["ClearSchedulingTables"])
         await drain.seed_due_fires(conn, fires)
     claimed: list[int] = []

@@ -372,6 +372,27 @@ def claims(variants: Variants) -> tuple[str, list[Path]]:
     return "\n\n".join(parts), []
 
 
+# -- tenancy ----------------------------------------------------------------------------------
+
+def tenancy(variants: Variants) -> tuple[str, list[Path]]:
+    parts = []
+    for label, result in variants:
+        p = result["parameters"]
+        table = [f"`{label}`: the claim and completion queries alone, as the tables' owner (no "
+                 "row-level security) and as the namespace's own role (every statement filtered "
+                 f"by its namespace), {p['fires']:,} fires per drain, median of {p['rounds']} "
+                 "interleaved rounds.", "",
+                 "| claimers | owner (fires/s) | tenant role (fires/s) | tenant ÷ owner | "
+                 "each claimed once |",
+                 "| ---: | ---: | ---: | ---: | :---: |"]
+        for r in result["rows"]:
+            once = "yes" if r["exactly_once"] else "**no**"
+            table.append(f"| {r['claimers']} | {_number(r['owner_median'])} | "
+                         f"{_number(r['tenant_median'])} | {_ratio(r['ratio_median'])} | {once} |")
+        parts.append("\n".join(table))
+    return "\n\n".join(parts), []
+
+
 def _save(figure: Any, name: str) -> Path:
     path = _plot_path(name)
     figure.tight_layout()
@@ -382,4 +403,5 @@ def _save(figure: Any, name: str) -> Path:
 
 RENDERERS: dict[str, Callable[[Variants], tuple[str, list[Path]]]] = {
     "drain": drain, "lateness": lateness, "idle": idle, "thousand": thousand, "claims": claims,
+    "tenancy": tenancy,
 }
