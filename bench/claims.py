@@ -14,7 +14,9 @@ them (`drain` measures the whole path). Run: `make bench` (or `python -m bench -
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -64,6 +66,30 @@ async def drain_with(pool: asyncpg.Pool, claim_sql: str, concurrency: int,
     return fires / elapsed, len(claimed) == fires == len(set(claimed))
 
 
+async def interleaved(drains: Sequence[Callable[[], Awaitable[tuple[float, bool]]]],
+                      rounds: int) -> tuple[list[list[float]], bool]:
+    """Each drain `rounds` times, interleaved round by round so machine noise hits all alike:
+    (the rates of each drain, whether every fire was claimed exactly once every time)."""
+    rates: list[list[float]] = [[] for _ in drains]
+    exactly_once = True
+    for _ in range(rounds):
+        for drain_once, measured in zip(drains, rates, strict=True):
+            rate, once = await drain_once()
+            measured.append(rate)
+            exactly_once = exactly_once and once
+    return rates, exactly_once
+
+
+def compared(claimers: int, first: tuple[str, list[float]], second: tuple[str, list[float]],
+             exactly_once: bool) -> dict[str, Any]:
+    """One result row: both variants' rates and medians, and the median of first ÷ second."""
+    (a_name, a), (b_name, b) = first, second
+    return {"claimers": claimers, f"{a_name}_per_second": a, f"{b_name}_per_second": b,
+            f"{a_name}_median": environment.median(a), f"{b_name}_median": environment.median(b),
+            "ratio_median": environment.median([x / y for x, y in zip(a, b, strict=True)]),
+            "exactly_once": exactly_once}
+
+
 async def run(bench: environment.Bench) -> dict[str, Any]:
     fires = 500 if bench.quick else 2000
     levels = [1, 4] if bench.quick else [1, 2, 4, 8]
@@ -73,22 +99,10 @@ async def run(bench: environment.Bench) -> dict[str, Any]:
     try:
         rows = []
         for level in levels:
-            skip: list[float] = []
-            block: list[float] = []
-            exactly_once = True
-            # Interleave the variants so machine noise hits both alike.
-            for _ in range(rounds):
-                for claim_sql, rates in ((CLAIM_SKIP_LOCKED, skip), (CLAIM_BLOCKING, block)):
-                    rate, once = await drain_with(pool, claim_sql, level, fires)
-                    rates.append(rate)
-                    exactly_once = exactly_once and once
-            rows.append({"claimers": level, "skip_locked_per_second": skip,
-                         "for_update_per_second": block,
-                         "skip_locked_median": environment.median(skip),
-                         "for_update_median": environment.median(block),
-                         "ratio_median": environment.median(
-                             [a / b for a, b in zip(skip, block, strict=True)]),
-                         "exactly_once": exactly_once})
+            (skip, block), exactly_once = await interleaved(
+                [functools.partial(drain_with, pool, sql, level, fires)
+                 for sql in (CLAIM_SKIP_LOCKED, CLAIM_BLOCKING)], rounds)
+            rows.append(compared(level, ("skip_locked", skip), ("for_update", block), exactly_once))
             print(f"  claims {level} claimers: SKIP LOCKED {rows[-1]['skip_locked_median']:,.0f}/s, "
                   f"FOR UPDATE {rows[-1]['for_update_median']:,.0f}/s", flush=True)
     finally:

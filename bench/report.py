@@ -122,13 +122,19 @@ def drain(variants: Variants) -> tuple[str, list[Path]]:
     return "\n\n".join(parts) + "\n\n![drain](results/drain.png)", [_drain_plot(variants)]
 
 
+def _before(variants: Variants) -> dict[str, Any] | None:
+    """The old scheduler's result, when a newer one stands next to it."""
+    before = dict(variants).get("before")
+    return None if before is None or variants[-1][0] == "before" else before
+
+
 def _drain_against_before(variants: Variants) -> str:
     """The old scheduler's ratio next to the latest one: ratios, since each was measured side
     by side with pgqueuer in its own run, compare across runs where raw rates would not."""
-    before = dict(variants).get("before")
-    label, latest = variants[-1]
-    if before is None or label == "before":
+    before = _before(variants)
+    if before is None:
         return ""
+    latest = variants[-1][1]
     old = {r["workers"]: r["ratio_median"] for r in before["rows"]}
     pairs = [f"{r['workers']} workers {_ratio(old[r['workers']])} → {_ratio(r['ratio_median'])}"
              for r in latest["rows"] if old.get(r["workers"]) and r["ratio_median"]]
@@ -195,8 +201,8 @@ def lateness(variants: Variants) -> tuple[str, list[Path]]:
 
 
 def _lateness_against_before(variants: Variants) -> str:
-    before = dict(variants).get("before")
-    if before is None or variants[-1][0] == "before":
+    before = _before(variants)
+    if before is None:
         return ""
     b = before["median"]
     return (f" The old scheduler: p50 {_number(b['p50_seconds'], 2)} s, p99 "

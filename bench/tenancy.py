@@ -10,6 +10,7 @@ also checks that every fire was claimed exactly once. Run: `python -m bench --on
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import asyncpg
@@ -40,24 +41,13 @@ async def run(bench: environment.Bench) -> dict[str, Any]:
     try:
         rows = []
         for level in levels:
-            as_owner: list[float] = []
-            as_tenant: list[float] = []
-            exactly_once = True
-            for _ in range(rounds):
-                for pool, rates in ((owner, as_owner), (tenant, as_tenant)):
-                    # Seeding and clearing go through the owner (they touch every row);
-                    # only the claimers' statements run as the role under test.
-                    rate, once = await claims.drain_with(pool, claims.CLAIM_SKIP_LOCKED, level, fires,
-                                                         setup=owner)
-                    rates.append(rate)
-                    exactly_once = exactly_once and once
-            rows.append({"claimers": level, "owner_per_second": as_owner,
-                         "tenant_per_second": as_tenant,
-                         "owner_median": environment.median(as_owner),
-                         "tenant_median": environment.median(as_tenant),
-                         "ratio_median": environment.median(
-                             [t / o for t, o in zip(as_tenant, as_owner, strict=True)]),
-                         "exactly_once": exactly_once})
+            # Seeding and clearing go through the owner (they touch every row); only the
+            # claimers' statements run as the role under test.
+            (as_tenant, as_owner), exactly_once = await claims.interleaved(
+                [functools.partial(claims.drain_with, pool, claims.CLAIM_SKIP_LOCKED, level, fires,
+                                   setup=owner)
+                 for pool in (tenant, owner)], rounds)
+            rows.append(claims.compared(level, ("tenant", as_tenant), ("owner", as_owner), exactly_once))
             print(f"  tenancy {level} claimers: owner {rows[-1]['owner_median']:,.0f}/s, "
                   f"tenant role {rows[-1]['tenant_median']:,.0f}/s", flush=True)
     finally:
