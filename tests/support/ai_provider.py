@@ -161,3 +161,9 @@ class ScriptedProvider:
             "stop_reason": "tool_use" if reply.tool_calls else "end_turn", "stop_sequence": None,
             "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
         })
+
+
+def remembering(request: Request) -> Reply:
+    """A model whose answer lists every user message it was sent, oldest first: shows what
+    memory a chat turn was given."""
+    return Reply(text="I remember: " + " | ".join(request.texts("user")))

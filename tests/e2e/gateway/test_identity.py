@@ -15,7 +15,7 @@ from agent_gateway import deps, server, settings
 from devcluster import gateway_process
 from tests.e2e.gateway import mcpclient
 from tests.e2e.operator import agentclusters as ac
-from tests.support.ai_provider import Reply, Request, ScriptedProvider
+from tests.support.ai_provider import ScriptedProvider, remembering
 
 pytestmark = pytest.mark.e2e
 
@@ -69,15 +69,10 @@ async def test_an_http_gateway_never_acts_as_its_own_identity(devcluster, operat
     assert "bearer token" in text
 
 
-def _remembering(request: Request) -> Reply:
-    """A model whose answer lists every user message it was sent, oldest first."""
-    return Reply(text="I remember: " + " | ".join(request.texts("user")))
-
-
 @pytest.fixture
 async def provider():
     scripted = await ScriptedProvider().start()
-    scripted.responder = _remembering
+    scripted.responder = remembering
     yield scripted
     await scripted.stop()
 

@@ -37,12 +37,17 @@ async def test_a_caller_over_its_rate_limit_is_told_how_long_to_wait(
     assert "the limit is 3 per minute per caller; retry in" in refused
 
 
-async def test_the_tools_work_over_stdio_as_the_kubeconfig_identity(devcluster, operator, redis_server, namespace):
-    server = StdioServerParameters(command=sys.executable, args=[
+def _stdio_gateway(devcluster, operator, redis_server, namespace: str) -> StdioServerParameters:
+    """The gateway as an MCP client spawns it over stdio, acting as the kubeconfig's user."""
+    return StdioServerParameters(command=sys.executable, args=[
         "-m", "agentclusters", "gateway", "--stdio", f"--kubeconfig={devcluster.kubeconfig}",
         f"--database-url={operator.database_url}", f"--redis-url={redis_server.url}",
         f"--default-namespace={namespace}",
     ])
+
+
+async def test_the_tools_work_over_stdio_as_the_kubeconfig_identity(devcluster, operator, redis_server, namespace):
+    server = _stdio_gateway(devcluster, operator, redis_server, namespace)
     async with Client(stdio_client(server)) as client:
         session = mcpclient.Session(client)
         made = await session.call("make_agent", name="local", ai_provider="echo")
@@ -54,11 +59,7 @@ async def test_the_tools_work_over_stdio_as_the_kubeconfig_identity(devcluster, 
 async def test_chat_over_stdio_uses_the_token_secret_the_kubeconfig_user_can_read(
         devcluster, operator, redis_server, namespace):
     """No master key over stdio: the gateway reads the cluster's token Secret as the local user."""
-    server = StdioServerParameters(command=sys.executable, args=[
-        "-m", "agentclusters", "gateway", "--stdio", f"--kubeconfig={devcluster.kubeconfig}",
-        f"--database-url={operator.database_url}", f"--redis-url={redis_server.url}",
-        f"--default-namespace={namespace}",
-    ])
+    server = _stdio_gateway(devcluster, operator, redis_server, namespace)
     async with Client(stdio_client(server)) as client:
         session = mcpclient.Session(client)
         await session.call("make_agent", name="local", ai_provider="echo")

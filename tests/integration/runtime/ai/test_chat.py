@@ -12,18 +12,13 @@ from agent_api import secret_env
 from agent_runtime import metrics, server
 from devcluster import ports
 from tests.integration.runtime import harness
-from tests.support.ai_provider import Reply, Request, ScriptedProvider
-
-
-def _remembering(request: Request) -> Reply:
-    """A model whose answer lists every user message it was sent, oldest first."""
-    return Reply(text="I remember: " + " | ".join(request.texts("user")))
+from tests.support.ai_provider import Reply, ScriptedProvider, remembering
 
 
 @pytest.fixture
 async def provider():
     scripted = await ScriptedProvider().start()
-    scripted.responder = _remembering
+    scripted.responder = remembering
     yield scripted
     await scripted.stop()
 
