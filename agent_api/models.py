@@ -586,6 +586,15 @@ class Member(ApiModel):
     """Whether the pod passes its readiness probe."""
 
 
+# How many archived members the status keeps: the newest, with `archivedCount` for the total;
+# PostgreSQL keeps them all (the gateway's list_archived_replicas pages through them). A status
+# that grew with history would reach etcd's 1.5 MB object limit under a flapping HPA (about
+# 15,000 scale-downs at ~100 bytes each); 20 entries are ~2 KB, enough to show what the last
+# few scale-downs removed (an HPA's scale-down of a typical cluster) at a glance in
+# `kubectl get -o yaml`, and small next to the rest of the object.
+ARCHIVED_IN_STATUS = 20
+
+
 class ArchivedMember(ApiModel):
     """A replica removed by scale-down; its state is kept read-only and its name is never
     given out again."""
@@ -622,13 +631,27 @@ class AgentClusterStatus(ApiModel):
     """Label selector of the replica pods (for the scale subresource and HPAs)."""
     members: list[Member] = Field(default_factory=list)
     """Live replicas, by ordinal."""
-    archived: list[ArchivedMember] = Field(default_factory=list)
-    """Replicas removed by scale-down, by ordinal; their names are never reused."""
+    archived: Annotated[
+        list[ArchivedMember], Field(json_schema_extra={"maxItems": ARCHIVED_IN_STATUS})
+    ] = Field(default_factory=list)
+    """The newest archived replicas (at most 20), by ordinal; all of them are in PostgreSQL
+    (MCP tool list_archived_replicas). Their names are never reused."""
+    archived_count: Annotated[int, Field(ge=0)] = 0
+    """How many replicas of this cluster are archived in all."""
     next_ordinal: Annotated[int, Field(ge=0)] = 0
     """Ordinal the next new member gets."""
     conditions: Annotated[
         list[Condition], Field(json_schema_extra=_list_map("type"))
     ] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _bound_archived(self) -> AgentClusterStatus:
+        # A status written before the list was bounded may hold every archived member: keep
+        # the newest and count them all, so the next write fits the CRD's maxItems.
+        if len(self.archived) > ARCHIVED_IN_STATUS:
+            self.archived_count = max(self.archived_count, len(self.archived))
+            self.archived = sorted(self.archived, key=lambda a: a.ordinal)[-ARCHIVED_IN_STATUS:]
+        return self
 
 
 # --- The object ----------------------------------------------------------------------

@@ -9,17 +9,22 @@ so every process, in every namespace, computes the same sequence for the same cl
 
 `allocate` walks that sequence from the start and keeps the first candidates that are
 not in `taken`. The caller puts in `taken` every name used by any live or archived member
-of any cluster in the namespace, this cluster's own history included. So:
+of any cluster in the namespace, this cluster's own history included, and names retired
+by a `statePolicy: Delete` deletion. The operator reads them from PostgreSQL
+(`cluster_members`, `retired_replica_names`), the complete record: `status.archived`
+keeps only the newest few. So:
 
 * the names a cluster gets are a pure function of (cluster name, `taken`): the same
   cluster scaled the same way in a fresh namespace gets the same names;
 * a name is never reused, because a cluster's own past names are always in `taken`
-  (they stay in `status.archived`);
+  (they stay in PostgreSQL, even after the AgentCluster is deleted);
 * the allocation needs no cursor, so it is resumable for free: an operator that crashed
   between choosing names and recording them simply computes the same names again.
 
 The ordinal (`status.nextOrdinal`) is deliberately *not* the candidate index. Ordinals
-count members in creation order (0, 1, 2, ... with no gaps) and decide scale-down order;
+count members in creation order (0, 1, 2, ... with no gaps; a cluster recreated under the
+same name continues after the highest ordinal its predecessors archived) and decide
+scale-down order;
 candidate indexes skip whatever other clusters hold. Tying names to ordinals
 (`hash(cluster, ordinal, attempt)`) would give the same guarantees but two collision
 paths to reason about (between ordinals and between attempts); one permutation has
@@ -83,8 +88,9 @@ def candidates(cluster: str) -> Iterator[str]:
 def allocate(cluster: str, count: int, taken: set[str]) -> list[str]:
     """The first `count` candidates of `cluster` that are not in `taken`.
 
-    `taken` must hold every name used by a live or archived member of any cluster in the
-    namespace, this cluster's included; that is what makes names unique and never reused.
+    `taken` must hold every name used by a live, archived or retired member of any cluster
+    in the namespace, this cluster's included (from PostgreSQL, not from the bounded
+    `status.archived`); that is what makes names unique and never reused.
     """
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")

@@ -20,14 +20,13 @@ def live(members: Iterable[models.Member]) -> list[models.Member]:
     return [m for m in members if m.phase != TERMINATING]
 
 
-def names_in_use(clusters: Iterable[dict]) -> set[str]:
-    """Every live and archived member name of every AgentCluster in a namespace."""
-    taken: set[str] = set()
-    for obj in clusters:
-        status = obj.get("status") or {}
-        taken.update(m["name"] for m in status.get("members") or [])
-        taken.update(m["name"] for m in status.get("archived") or [])
-    return taken
+def member_names(clusters: Iterable[dict]) -> set[str]:
+    """Every current member name (live or Terminating) of these AgentClusters.
+
+    Archived names are deliberately not read from status: it keeps only the newest few. Every
+    name the namespace ever had is in PostgreSQL (`cluster_store.names_taken`), which the
+    allocation adds to these."""
+    return {m["name"] for obj in clusters for m in (obj.get("status") or {}).get("members") or []}
 
 
 def scale_up(

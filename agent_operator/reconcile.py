@@ -6,8 +6,9 @@ all simply call it again. Each step is one line in `reconcile()`; the order matt
 
 1. names are chosen and written to `status.members` before any pod exists for them;
 2. scaled-down members are marked Terminating in status before their pods are deleted;
-3. a member leaves `status.members` for `status.archived` only after its pod is gone and its
-   state is archived in PostgreSQL.
+3. a member leaves `status.members` only after its pod is gone and its state is archived in
+   PostgreSQL; `status.archived` then shows the newest archived members (the full record is in
+   PostgreSQL).
 """
 
 from __future__ import annotations
@@ -99,7 +100,10 @@ async def _plan_membership(
         )
         added = []
         if target > alive:  # names are only looked up when some are needed
-            taken = membership.names_in_use([*others, obj]) | await cluster_store.names_taken(ctx.db, namespace, name)
+            # PostgreSQL holds every name the namespace ever had (statuses keep only the newest
+            # archived members); the statuses add this cluster's own live members.
+            taken = membership.member_names([*others, obj]) | await cluster_store.names_taken(ctx.db, namespace, name)
+            current.next_ordinal = await cluster_store.next_ordinal(ctx.db, namespace, name, current.next_ordinal)
             added = membership.scale_up(name, current, target, taken)
         victims = membership.scale_down(current.members, target)
         if not added and not victims:
@@ -138,23 +142,24 @@ async def _retire_scaled_down(
 ) -> models.AgentClusterStatus:
     """Stop the pods of Terminating members; archive those whose pods are gone."""
     meta = obj["metadata"]
-    archived: list[models.ArchivedMember] = []
+    gone: set[str] = set()
     for member in current.members:
         if member.phase != membership.TERMINATING:
             continue
         pod = cluster_pods.get(member.pod)
         if pod is None:
             await cluster_store.archive_member(ctx.db, meta["namespace"], meta["name"], member.name)
-            archived.append(models.ArchivedMember(
-                name=member.name, ordinal=member.ordinal, archived_at=dt.datetime.now(dt.UTC)
-            ))
+            gone.add(member.name)
         elif not pod["metadata"].get("deletionTimestamp"):
             await ctx.kube.delete_pod(meta["namespace"], member.pod, pod["metadata"]["uid"])
-    if not archived:
+    if not gone:
         return current
-    gone = {a.name for a in archived}
     current.members = [m for m in current.members if m.name not in gone]
-    current.archived = [*current.archived, *archived]
+    # Status keeps the newest few and the count; PostgreSQL, just written, has them all.
+    newest, current.archived_count = await cluster_store.newest_archived(
+        ctx.db, meta["namespace"], meta["name"], models.ARCHIVED_IN_STATUS)
+    current.archived = [models.ArchivedMember(name=a.replica, ordinal=a.ordinal, archived_at=a.archived_at)
+                        for a in newest]
     await ctx.kube.create_event(
         obj, "Normal", "ReplicaArchived",
         "archived " + ", ".join(sorted(gone)) + ": state kept read-only in PostgreSQL",

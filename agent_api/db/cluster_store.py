@@ -6,7 +6,9 @@ reconcile that is retried after a crash converges to the same rows.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -37,12 +39,54 @@ async def register_member(
 
 
 async def names_taken(conn: Executor, namespace: str, cluster: str) -> set[str]:
-    """Names `cluster` may not take: every name of every other cluster in the namespace, and
-    its own archived ones. Its own unarchived names are left out on purpose: those not yet in
-    its status are an allocation whose status write did not land, and allocating again (a pure
-    function of the taken names) yields exactly them."""
+    """Names `cluster` may not take: every name the namespace ever had (PostgreSQL is the
+    complete record; statuses keep only the newest archived members) except its own live ones.
+    Its own unarchived names are left out on purpose: those not yet in its status are an
+    allocation whose status write did not land, and allocating again (a pure function of the
+    taken names) yields exactly them. Its live members in status are taken by the caller."""
     rows = await conn.fetch(queries.SQL["NamespaceReplicaNames"], namespace)
     return {row["replica"] for row in rows if row["cluster"] != cluster or row["archived"]}
+
+
+async def next_ordinal(conn: Executor, namespace: str, cluster: str, recorded: int) -> int:
+    """The ordinal the cluster's next new member gets: after `recorded` (status.nextOrdinal) and
+    after every member a cluster of this name ever archived or retired here, so ordinals keep
+    increasing when a cluster is recreated under the same name."""
+    last = await conn.fetchval(queries.SQL["ClusterLastOrdinal"], namespace, cluster)
+    return max(recorded, last + 1)
+
+
+@dataclass(frozen=True)
+class ArchivedMember:
+    replica: str
+    ordinal: int
+    registered_at: dt.datetime | None
+    archived_at: dt.datetime
+
+
+async def newest_archived(
+    conn: Executor, namespace: str, cluster: str, limit: int
+) -> tuple[list[ArchivedMember], int]:
+    """The newest `limit` archived members (oldest of them first) and the total archived."""
+    rows = await conn.fetch(queries.SQL["NewestArchivedMembers"], namespace, cluster, limit)
+    if not rows:
+        return [], 0
+    newest = [ArchivedMember(r["replica"], r["ordinal"], None, r["archived_at"]) for r in reversed(rows)]
+    return newest, rows[0]["total"]
+
+
+async def archived_page(
+    conn: Executor, namespace: str, cluster: str, limit: int, after: tuple[int, str] | None
+) -> list[ArchivedMember]:
+    """Archived members, newest first, `limit` at most, after the keyset `after` (ordinal,
+    replica) of the previous page's last row (None: from the newest)."""
+    ordinal, replica = after if after is not None else (None, None)
+    rows = await conn.fetch(queries.SQL["ArchivedMembersPage"], namespace, cluster, ordinal, replica, limit)
+    return [ArchivedMember(r["replica"], r["ordinal"], r["registered_at"], r["archived_at"]) for r in rows]
+
+
+async def archived_count(conn: Executor, namespace: str, cluster: str) -> int:
+    return await conn.fetchval(queries.SQL["ArchivedMembersCount"], namespace, cluster)
 
 
 async def clusters_with_live_members(conn: Executor) -> set[tuple[str, str]]:
@@ -67,10 +111,11 @@ async def archive_member(conn: Executor, namespace: str, cluster: str, replica: 
 
 
 async def delete_cluster_data(conn: Executor, namespace: str, cluster: str) -> None:
-    """Remove everything stored for the cluster (statePolicy.whenDeleted=Delete)."""
+    """Remove everything stored for the cluster (statePolicy.whenDeleted=Delete); its replica
+    names (and ordinals) stay taken in `retired_replica_names`."""
     async with _connection(conn) as c, c.transaction():
         for name in ("DeleteClusterRuns", "DeleteClusterFires", "DeleteClusterLanes",
-                     "DeleteClusterState", "DeleteClusterMembers", "DeleteClusterConfig"):
+                     "DeleteClusterState", "RetireClusterMembers", "DeleteClusterConfig"):
             await c.execute(queries.SQL[name], namespace, cluster)
 
 

@@ -21,6 +21,22 @@ CREATE TABLE cluster_members (
     PRIMARY KEY (namespace, cluster, replica)
 );
 
+-- Serves the archive listing (newest first) and the newest archived members in status (0005).
+CREATE INDEX cluster_members_archived_idx
+    ON cluster_members (namespace, cluster, ordinal DESC, replica DESC)
+    WHERE archived_at IS NOT NULL;
+
+-- Names (and ordinals) of members whose cluster was deleted with statePolicy Delete: the rows
+-- above are gone, the names stay taken (0005). Only the operator reads it; tenants get no grant.
+CREATE TABLE retired_replica_names (
+    namespace   text        NOT NULL,
+    cluster     text        NOT NULL,
+    replica     text        NOT NULL CHECK (replica <> ''),
+    ordinal     integer     NOT NULL CHECK (ordinal >= 0),
+    retired_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (namespace, cluster, replica)
+);
+
 -- One planning lane per schedule: lane '' for single mode, the replica name for cluster mode.
 -- The planner locks its lane row (SKIP LOCKED) while it inserts fires, so two replicas never
 -- make contradicting missed-fire decisions for the same lane.
