@@ -18,7 +18,6 @@ LIST_KIND: Final = "AgentClusterList"
 PLURAL: Final = "agentclusters"
 SINGULAR: Final = "agentcluster"
 SHORT_NAMES: Final = ("agc",)
-CATEGORIES: Final = ("agents",)
 CRD_NAME: Final = f"{PLURAL}.{GROUP}"
 
 # --- Pod labels ---------------------------------------------------------------------

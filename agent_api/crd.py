@@ -137,7 +137,10 @@ def definition() -> dict[str, Any]:
                 "plural": constants.PLURAL,
                 "singular": constants.SINGULAR,
                 "shortNames": list(constants.SHORT_NAMES),
-                "categories": list(constants.CATEGORIES),
+                # No categories: kubectl expands a category before it looks for a resource of
+                # that name, so a category shared with another project hijacks its `kubectl get`
+                # (`agents` would have listed AgentClusters in place of kagent's Agents). With
+                # one kind there is nothing to group; `kubectl get agc` is the short form.
             },
             "versions": [
                 {
@@ -163,15 +166,35 @@ def definition() -> dict[str, Any]:
 def _printer_columns() -> list[dict[str, Any]]:
     # The API server's table printer shows only the *first* match of a column's JSONPath
     # (tableconvertor.go takes results[0][0]), so `.status.members[*].name` prints one name:
-    # the oldest member, as the operator keeps members ordered by ordinal.
+    # the oldest member, as the operator keeps members ordered by ordinal. For the same reason
+    # a list's length (e.g. how many schedules) cannot be a column: JSONPath has no count.
+    ready = '.status.conditions[?(@.type=="Ready")]'
     return [
         {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas",
          "description": "Desired number of replicas."},
-        {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas",
+        {"name": "Ready-Replicas", "type": "integer", "jsonPath": ".status.readyReplicas",
          "description": "Replicas whose pod is ready."},
-        {"name": "First-Member", "type": "string", "jsonPath": ".status.members[*].name",
-         "description": "Oldest live replica (the server prints the first match only)."},
+        # The Ready condition, not the count: a Degraded or QuotaExceeded cluster is not Ready
+        # even when every pod it has is (agent_operator/status.py), and the reason says why.
+        {"name": "Ready", "type": "string", "jsonPath": f"{ready}.status",
+         "description": "The Ready condition: True only when every desired replica is ready and "
+                        "nothing is degraded or over quota."},
+        {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason",
+         "description": "Why the cluster is (not) Ready, e.g. ReplicaFailing, QuotaExceeded."},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        # -o wide (priority 1): what an operator looks at next.
+        {"name": "Message", "type": "string", "jsonPath": f"{ready}.message", "priority": 1,
+         "description": "The Ready condition's message: which replica fails and why, or the quota."},
+        {"name": "Model", "type": "string", "jsonPath": ".spec.ai.model", "priority": 1,
+         "description": "The AI model (spec.ai.model)."},
+        {"name": "Archived", "type": "integer", "jsonPath": ".status.archivedCount", "priority": 1,
+         "description": "Replicas archived in all (status lists the newest only)."},
+        {"name": "Generation", "type": "integer", "jsonPath": ".metadata.generation", "priority": 1,
+         "description": "The spec's generation."},
+        {"name": "Observed", "type": "integer", "jsonPath": ".status.observedGeneration", "priority": 1,
+         "description": "The generation the operator last acted on; behind Generation: not caught up."},
+        {"name": "First-Member", "type": "string", "jsonPath": ".status.members[*].name", "priority": 1,
+         "description": "Oldest live replica (the server prints the first match only)."},
     ]
 
 

@@ -93,7 +93,14 @@ def conditions(
     else:
         degraded = ("False", "AsExpected", "no replica is failing")
 
-    if ready == want and allocated == want and not terminating:
+    # Ready is what `kubectl get agc` shows (a printer column): a Degraded or QuotaExceeded
+    # cluster is never Ready, even when the pods it has are (a refused spec with no members,
+    # a cluster held below its replicas by the namespace's slots), and the reason says why.
+    if degraded[0] == "True":
+        ready_condition = ("False", degraded[1], f"{ready}/{want} replicas ready; {degraded[2]}")
+    elif seen.quota_message:
+        ready_condition = ("False", "QuotaExceeded", f"{ready}/{want} replicas ready; {seen.quota_message}")
+    elif ready == want and allocated == want and not terminating:
         ready_condition = ("True", "AllReplicasReady", f"{ready}/{want} replicas ready")
     else:
         ready_condition = ("False", "ReplicasNotReady", f"{ready}/{want} replicas ready")

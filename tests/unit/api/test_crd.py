@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from agent_api import constants, crd
+from agent_api import constants, crd, models
 
 CHECKED_IN = Path(__file__).parents[3] / "crds" / crd.FILENAME
 FORBIDDEN = {"$ref", "$defs", "anyOf", "oneOf", "allOf", "title", "additionalProperties", "const"}
@@ -107,9 +107,34 @@ def test_subresources_names_and_columns() -> None:
     assert "status" in version["subresources"]
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
     assert columns["Replicas"] == ".spec.replicas"
-    assert columns["Ready"] == ".status.readyReplicas"
+    assert columns["Ready-Replicas"] == ".status.readyReplicas"
     assert columns["First-Member"] == ".status.members[*].name"
     assert columns["Age"] == ".metadata.creationTimestamp"
+
+
+def test_no_category_that_could_shadow_another_projects_resource() -> None:
+    """kubectl expands categories before resource names: the old category `agents` made
+    `kubectl get agents` list AgentClusters where kagent is installed."""
+    assert "categories" not in crd.definition()["spec"]["names"]
+
+
+def test_ready_columns_come_from_the_ready_condition() -> None:
+    columns = {c["name"]: c for c in crd.definition()["spec"]["versions"][0]["additionalPrinterColumns"]}
+    assert columns["Ready"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
+    assert columns["Reason"]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].reason'
+    assert "priority" not in columns["Ready"] and "priority" not in columns["Reason"]
+
+
+def test_wide_columns_have_priority_one() -> None:
+    columns = {c["name"]: c for c in crd.definition()["spec"]["versions"][0]["additionalPrinterColumns"]}
+    wide = {name for name, c in columns.items() if c.get("priority") == 1}
+    assert wide == {"Message", "Model", "Archived", "Generation", "Observed", "First-Member"}
+
+
+def test_status_archived_is_bounded_in_the_schema() -> None:
+    status = _schema()["properties"]["status"]["properties"]
+    assert status["archived"]["maxItems"] == models.ARCHIVED_IN_STATUS
+    assert status["archivedCount"]["type"] == "integer"
 
 
 def test_main_writes_and_checks(tmp_path: Path) -> None:

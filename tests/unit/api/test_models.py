@@ -121,3 +121,15 @@ def test_memory_budget_limit() -> None:
     assert models.Limits.model_validate({"memoryMaxTokens": 500}).memory_max_tokens == 500
     with pytest.raises(ValidationError):
         models.Limits.model_validate({"memoryMaxTokens": 10})
+
+
+def test_a_status_written_before_the_bound_keeps_the_newest_archived_and_counts_them_all():
+    """An operator upgraded under a cluster whose status lists every archived member must
+    write back a status the bounded CRD accepts, without losing the total."""
+    old = {"archived": [{"name": f"name-{i}", "ordinal": i, "archivedAt": "2026-01-01T00:00:00Z"}
+                        for i in range(models.ARCHIVED_IN_STATUS + 7)]}
+
+    parsed = models.AgentClusterStatus.model_validate(old)
+
+    assert parsed.archived_count == models.ARCHIVED_IN_STATUS + 7
+    assert [a.ordinal for a in parsed.archived] == list(range(7, models.ARCHIVED_IN_STATUS + 7))

@@ -1,0 +1,56 @@
+"""The Ready condition is what `kubectl get agc` shows: it must never read healthy while the
+cluster is Degraded or held below its replicas by the namespace's quota."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from agent_api import constants, models
+from agent_operator import status
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def _ready(members: list[models.Member], seen: status.Observation) -> models.Condition:
+    found = status.conditions([], members, seen, NOW)
+    return next(c for c in found if c.type == constants.CONDITION_READY)
+
+
+def _member(name: str, ordinal: int, ready: bool = True) -> models.Member:
+    return models.Member(name=name, ordinal=ordinal, pod=f"c-{name}", phase="Running", ready=ready)
+
+
+def test_a_refused_spec_with_no_members_is_not_ready():
+    """The reconcile reports a refused spec with desired = the live members (none): every
+    count matches, and yet nothing the user asked for runs."""
+    seen = status.Observation(generation=2, desired=0, config_error="spec rejected: spec.image ...")
+
+    ready = _ready([], seen)
+
+    assert (ready.status, ready.reason) == ("False", "ConfigNotStored")
+    assert "spec rejected" in (ready.message or "")
+
+
+def test_a_failing_replica_makes_ready_false_with_the_degraded_reason():
+    seen = status.Observation(generation=1, desired=1, failing={"daring-duck": "CrashLoopBackOff: back-off"})
+
+    ready = _ready([_member("daring-duck", 0, ready=False)], seen)
+
+    assert (ready.status, ready.reason) == ("False", "ReplicaFailing")
+
+
+def test_a_cluster_held_below_its_replicas_by_quota_is_not_ready_and_says_quota():
+    seen = status.Observation(generation=1, desired=3, quota_message='namespace "t" has 2 agent slots')
+
+    ready = _ready([_member("a-a", 0), _member("b-b", 1)], seen)
+
+    assert (ready.status, ready.reason) == ("False", "QuotaExceeded")
+    assert 'has 2 agent slots' in (ready.message or "")
+
+
+def test_all_desired_replicas_ready_and_nothing_wrong_is_ready():
+    seen = status.Observation(generation=1, desired=2)
+
+    ready = _ready([_member("a-a", 0), _member("b-b", 1)], seen)
+
+    assert (ready.status, ready.reason) == ("True", "AllReplicasReady")
