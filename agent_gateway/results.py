@@ -20,6 +20,22 @@ class ArchivedMember(BaseModel):
     archived_at: str | None = None
 
 
+class ArchivedReplica(BaseModel):
+    name: str
+    ordinal: int
+    registered_at: str | None = None
+    archived_at: str
+
+
+class ArchivedReplicaPage(BaseModel):
+    agent: str
+    namespace: str
+    total: int = Field(description="archived replicas of this agent in all")
+    replicas: list[ArchivedReplica] = Field(description="newest (highest ordinal) first")
+    next_cursor: str | None = Field(
+        description="pass as cursor for the next page; None when this page is the last")
+
+
 class Condition(BaseModel):
     type: str
     status: str
@@ -55,7 +71,9 @@ class AgentDescription(BaseModel):
     replicas: int = Field(description="desired replicas (spec)")
     ready_replicas: int
     members: list[Member]
-    archived: list[ArchivedMember]
+    archived: list[ArchivedMember] = Field(
+        description="the newest archived replicas (the status keeps 20); list_archived_replicas has all")
+    archived_count: int = Field(description="how many replicas of this agent are archived in all")
     schedules: list[ScheduleInfo]
     functions: list[str]
     webhooks: list[dict[str, Any]]

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from agent_api.db import queries
+from agent_api.db import cluster_store, queries
 from agent_gateway import errors
 
 SHARED = ""  # the cluster-shared scope
@@ -33,6 +33,12 @@ class Store:
 
     async def members(self, namespace: str, cluster: str) -> list[asyncpg.Record]:
         return await self._pool.fetch(queries.SQL["ClusterMembers"], namespace, cluster)
+
+    async def archived_page(self, namespace: str, cluster: str, limit: int,
+                            after: tuple[int, str] | None) -> tuple[list[cluster_store.ArchivedMember], int]:
+        """One page of the cluster's archived members, newest first, and how many there are."""
+        page = await cluster_store.archived_page(self._pool, namespace, cluster, limit, after)
+        return page, await cluster_store.archived_count(self._pool, namespace, cluster)
 
     async def get(self, namespace: str, cluster: str, scope: str, key: str) -> tuple[bool, Any]:
         raw = await self._pool.fetchval(queries.SQL["GetState"], namespace, cluster, scope, key)

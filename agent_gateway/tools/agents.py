@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Annotated, Any, Literal
 
@@ -10,7 +11,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field, ValidationError
 
 from agent_api import constants, models, secret_refs
-from agent_gateway import deps, errors, results, spec_edit
+from agent_gateway import deps, errors, results, spec_edit, store
 from agent_gateway.tools import common
 
 POLL_SECONDS = 0.5
@@ -110,11 +111,15 @@ def register(server: MCPServer, d: deps.Deps) -> None:
 
     @server.tool(annotations=common.READ)
     async def describe_agent(name: common.AgentName, namespace: common.Namespace = None) -> results.AgentDescription:
-        """Everything about one agent: live members (with phase and readiness), archived members,
-        schedules, functions, webhooks, channels, MCP servers, AI settings, limits and conditions."""
+        """Everything about one agent: live members (with phase and readiness), the newest
+        archived members and how many are archived in all (list_archived_replicas pages through
+        them), schedules, functions, webhooks, channels, MCP servers, AI settings, limits and
+        conditions."""
         _, ns = await common.guard(d, namespace, "get")
         obj = await d.kube.get(ns, name)
         return describe(obj)
+
+    register_archive(server, d)
 
     @server.tool(annotations=common.REMOVE)
     async def destroy_agent(name: common.AgentName, confirm: bool,
@@ -133,6 +138,49 @@ def register(server: MCPServer, d: deps.Deps) -> None:
         return common.changed(obj, f'agent "{name}" is being deleted; its state is {fate}')
 
 
+# A page of list_archived_replicas: a few kilobytes of structured output at most.
+ARCHIVE_PAGE_MAX = 200
+_CURSOR = re.compile(r"^(\d{1,9}):([a-z0-9-]{1,63})$")
+
+
+def register_archive(server: MCPServer, d: deps.Deps) -> None:
+    """The archive's own tool: the full record is in PostgreSQL, the status keeps the newest 20."""
+
+    @server.tool(annotations=common.READ)
+    async def list_archived_replicas(
+        name: common.AgentName,
+        namespace: common.Namespace = None,
+        limit: Annotated[int, Field(ge=1, le=ARCHIVE_PAGE_MAX)] = 50,
+        cursor: Annotated[str | None, Field(max_length=80, description=(
+            "next_cursor of the previous page; leave out to start from the newest"))] = None,
+    ) -> results.ArchivedReplicaPage:
+        """Every archived replica of an agent (removed by scale-down, or left by a deletion
+        with statePolicy Retain), newest first, one page at a time: name, ordinal, when it was
+        created and archived. Their state and runs stay readable (get_state, list_runs);
+        their names are never given out again."""
+        _, ns = await common.guard(d, namespace, "get")
+        after = None
+        if cursor is not None:
+            if (found := _CURSOR.match(cursor)) is None:
+                raise errors.GatewayError(
+                    f'cursor "{cursor}" is not one list_archived_replicas returned; pass next_cursor '
+                    "from the previous page unchanged, or leave cursor out to start from the newest")
+            after = (int(found[1]), found[2])
+        # One row more than the page: whether there is a next page, without a second query.
+        rows, total = await d.store.archived_page(ns, name, limit + 1, after)
+        if total == 0:
+            await d.kube.get(ns, name)  # nothing archived: say so if the agent is unknown, too
+        page, more = rows[:limit], len(rows) > limit
+        return results.ArchivedReplicaPage(
+            agent=name, namespace=ns, total=total,
+            replicas=[results.ArchivedReplica(name=a.replica, ordinal=a.ordinal,
+                                              registered_at=store.iso(a.registered_at),
+                                              archived_at=store.iso(a.archived_at) or "")
+                      for a in page],
+            next_cursor=f"{page[-1].ordinal}:{page[-1].replica}" if more else None,
+        )
+
+
 def describe(obj: dict[str, Any]) -> results.AgentDescription:
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
@@ -147,6 +195,7 @@ def describe(obj: dict[str, Any]) -> results.AgentDescription:
                  for m in sorted(status.get("members") or [], key=lambda m: m["ordinal"])],
         archived=[results.ArchivedMember(name=a["name"], ordinal=a["ordinal"], archived_at=a.get("archivedAt"))
                   for a in sorted(status.get("archived") or [], key=lambda a: a["ordinal"])],
+        archived_count=max(status.get("archivedCount", 0), len(status.get("archived") or [])),
         schedules=common.schedules(spec),
         functions=[f["name"] for f in spec.get("functions") or []],
         webhooks=[{"name": w["name"], "path": w["path"], "function": w["function"],

@@ -92,8 +92,63 @@ def test_printer_columns_show_the_first_member(kubectl: Kubectl) -> None:
     patched = kubectl("patch", "agc", "columns", "--subresource=status", "--type=merge",
                       "-p", json.dumps(status))
     assert patched.returncode == 0, patched.stderr
-    table = kubectl("get", "agc", "columns", "--no-headers").stdout.split()
-    assert table[:4] == ["columns", "2", "1", "daring-duck"]
+    table = kubectl("get", "agc", "columns", "--no-headers", "-o", "wide").stdout.split()
+    assert table[0] == "columns" and table[-1] == "daring-duck"
     scale = json.loads(kubectl("get", "--raw",
                                "/apis/agentclusters.io/v1alpha1/namespaces/default/agentclusters/columns/scale").stdout)
     assert scale["status"] == {"replicas": 2, "selector": "agentclusters.io/cluster=columns"}
+
+
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+
+def _table(kubectl: Kubectl, name: str) -> dict[str, str]:
+    """The API server's Table for one AgentCluster (what `kubectl get` prints), as
+    {column name: cell}, wide columns included."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(kubectl.base[2])
+    try:
+        response = api.call_api(
+            f"/apis/agentclusters.io/v1alpha1/namespaces/default/agentclusters/{name}", "GET",
+            header_params={"Accept": TABLE}, auth_settings=["BearerToken"],
+            _preload_content=False, _return_http_data_only=True)
+        table = json.loads(response.data)
+    finally:
+        api.close()
+    assert table["kind"] == "Table"
+    (row,) = table["rows"]
+    return {c["name"]: cell for c, cell in zip(table["columnDefinitions"], row["cells"], strict=True)}
+
+
+def test_table_shows_a_degraded_cluster_as_not_ready_though_its_pods_are(kubectl: Kubectl) -> None:
+    """Every pod ready (2/2) and yet Degraded: the Ready and Reason columns come from the Ready
+    condition, so `kubectl get agc` does not show it healthy."""
+    manifest = cases.manifest(name="sick", replicas=2)
+    assert kubectl("apply", "-f", "-", stdin=json.dumps(manifest)).returncode == 0
+    now = "2026-01-01T00:00:00Z"
+    status = {"status": {"replicas": 2, "readyReplicas": 2, "archivedCount": 31, "observedGeneration": 1,
+                         "conditions": [
+                             {"type": "Ready", "status": "False", "reason": "ConfigNotStored",
+                              "message": "2/2 replicas ready; could not store the configuration",
+                              "lastTransitionTime": now},
+                             {"type": "Degraded", "status": "True", "reason": "ConfigNotStored",
+                              "message": "could not store the configuration", "lastTransitionTime": now}]}}
+    patched = kubectl("patch", "agc", "sick", "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    assert patched.returncode == 0, patched.stderr
+
+    row = _table(kubectl, "sick")
+
+    assert (row["Ready-Replicas"], row["Ready"], row["Reason"]) == (2, "False", "ConfigNotStored")
+    assert row["Message"] == "2/2 replicas ready; could not store the configuration"
+    assert (row["Archived"], row["Generation"], row["Observed"]) == (31, 1, 1)
+
+
+def test_table_wide_columns_are_priority_one(kubectl: Kubectl) -> None:
+    manifest = cases.manifest(name="wide", replicas=1)
+    assert kubectl("apply", "-f", "-", stdin=json.dumps(manifest)).returncode == 0
+    narrow = kubectl("get", "agc", "wide").stdout.splitlines()[0].split()
+    wide = kubectl("get", "agc", "wide", "-o", "wide").stdout.splitlines()[0].split()
+
+    assert narrow == ["NAME", "REPLICAS", "READY-REPLICAS", "READY", "REASON", "AGE"]
+    assert wide == [*narrow, "MESSAGE", "MODEL", "ARCHIVED", "GENERATION", "OBSERVED", "FIRST-MEMBER"]

@@ -116,3 +116,80 @@ async def test_archive_cluster_archives_every_live_member_once(database_url):
         assert await cluster_store.clusters_with_live_members(conn) == {("ns", "stays")}
     finally:
         await conn.close()
+
+
+async def test_names_of_a_cluster_deleted_with_state_policy_delete_stay_taken(database_url):
+    """statePolicy Delete removes the members' rows; their names must stay taken, or a cluster
+    recreated under the same name (same candidate sequence) gets them again, with whatever is
+    still stored under them (conversation turns, channel deliveries)."""
+    conn = await _connect(database_url)
+    try:
+        await cluster_store.register_member(conn, "ns", "c", "daring-duck", 0)
+        await cluster_store.register_member(conn, "ns", "c", "old-owl", 1)
+        await cluster_store.archive_member(conn, "ns", "c", "old-owl")
+        await cluster_store.delete_cluster_data(conn, "ns", "c")
+
+        taken_by_new_c = await cluster_store.names_taken(conn, "ns", "c")
+        taken_by_other = await cluster_store.names_taken(conn, "ns", "other")
+        members_left = await conn.fetchval("SELECT count(*) FROM cluster_members")
+    finally:
+        await conn.close()
+    assert taken_by_new_c == taken_by_other == {"daring-duck", "old-owl"}
+    assert members_left == 0
+
+
+async def test_next_ordinal_continues_after_every_archived_or_retired_member(database_url):
+    conn = await _connect(database_url)
+    try:
+        fresh = await cluster_store.next_ordinal(conn, "ns", "c", 0)
+        await cluster_store.register_member(conn, "ns", "c", "daring-duck", 0)
+        await cluster_store.register_member(conn, "ns", "c", "old-owl", 1)
+        await cluster_store.archive_member(conn, "ns", "c", "old-owl")
+        # A recreated cluster (status.nextOrdinal 0) starts after the archived ordinal 1.
+        after_archive = await cluster_store.next_ordinal(conn, "ns", "c", 0)
+        # An unarchived row not in status is a pending allocation: it does not move the ordinal.
+        await cluster_store.register_member(conn, "ns", "c", "pending-pig", 7)
+        with_pending = await cluster_store.next_ordinal(conn, "ns", "c", 2)
+        await cluster_store.delete_cluster_data(conn, "ns", "c")
+        after_delete = await cluster_store.next_ordinal(conn, "ns", "c", 0)
+        ahead_in_status = await cluster_store.next_ordinal(conn, "ns", "c", 12)
+    finally:
+        await conn.close()
+    assert (fresh, after_archive, with_pending, after_delete, ahead_in_status) == (0, 2, 2, 8, 12)
+
+
+async def _archive_many(conn, cluster: str, count: int) -> None:
+    for ordinal in range(count):
+        await cluster_store.register_member(conn, "ns", cluster, f"name-{ordinal}", ordinal)
+        await cluster_store.archive_member(conn, "ns", cluster, f"name-{ordinal}")
+
+
+async def test_newest_archived_is_the_newest_few_oldest_first_with_the_total(database_url):
+    conn = await _connect(database_url)
+    try:
+        await _archive_many(conn, "c", 30)
+        await cluster_store.register_member(conn, "ns", "c", "live-lynx", 30)
+        await _archive_many(conn, "other", 3)
+        newest, total = await cluster_store.newest_archived(conn, "ns", "c", 20)
+        none, zero = await cluster_store.newest_archived(conn, "ns", "empty", 20)
+    finally:
+        await conn.close()
+    assert [a.ordinal for a in newest] == list(range(10, 30))
+    assert total == 30
+    assert (none, zero) == ([], 0)
+
+
+async def test_archived_pages_walk_every_archived_member_once_newest_first(database_url):
+    conn = await _connect(database_url)
+    try:
+        await _archive_many(conn, "c", 25)
+        seen: list[int] = []
+        after = None
+        while page := await cluster_store.archived_page(conn, "ns", "c", 10, after):
+            seen += [a.ordinal for a in page]
+            after = (page[-1].ordinal, page[-1].replica)
+        count = await cluster_store.archived_count(conn, "ns", "c")
+    finally:
+        await conn.close()
+    assert seen == list(range(24, -1, -1))
+    assert count == 25
