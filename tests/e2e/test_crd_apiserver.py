@@ -99,26 +99,17 @@ def test_printer_columns_show_the_first_member(kubectl: Kubectl) -> None:
     assert scale["status"] == {"replicas": 2, "selector": "agentclusters.io/cluster=columns"}
 
 
-TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
-
-
-def _table(kubectl: Kubectl, name: str) -> dict[str, str]:
-    """The API server's Table for one AgentCluster (what `kubectl get` prints), as
-    {column name: cell}, wide columns included."""
+def _table(kubectl: Kubectl, name: str) -> dict[str, object]:
+    """The API server's Table for one AgentCluster (what `kubectl get` prints)."""
     from kubernetes import config
+
+    from tests.e2e.operator.test_printer_columns import table_row
 
     api = config.new_client_from_config(kubectl.base[2])
     try:
-        response = api.call_api(
-            f"/apis/agentclusters.io/v1alpha1/namespaces/default/agentclusters/{name}", "GET",
-            header_params={"Accept": TABLE}, auth_settings=["BearerToken"],
-            _preload_content=False, _return_http_data_only=True)
-        table = json.loads(response.data)
+        return table_row(api, "default", name)
     finally:
         api.close()
-    assert table["kind"] == "Table"
-    (row,) = table["rows"]
-    return {c["name"]: cell for c, cell in zip(table["columnDefinitions"], row["cells"], strict=True)}
 
 
 def test_table_shows_a_degraded_cluster_as_not_ready_though_its_pods_are(kubectl: Kubectl) -> None:

@@ -20,11 +20,14 @@ TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 
 
 def table_row(k8s_api: ApiClient, namespace: str, name: str) -> dict[str, object]:
-    response = k8s_api.call_api(
-        f"/apis/{constants.GROUP}/{constants.VERSION}/namespaces/{namespace}/{constants.PLURAL}/{name}", "GET",
-        header_params={"Accept": TABLE}, auth_settings=["BearerToken"],
-        _preload_content=False, _return_http_data_only=True)
+    """One AgentCluster as the API server's Table ({column name: cell}, wide columns too)."""
+    method, url, headers, body, _ = k8s_api.param_serialize(
+        "GET", f"/apis/{constants.GROUP}/{constants.VERSION}/namespaces/{namespace}/{constants.PLURAL}/{name}",
+        header_params={"Accept": TABLE}, auth_settings=["BearerToken"])
+    response = k8s_api.call_api(method, url, header_params=headers, body=body)
+    response.read()
     table = json.loads(response.data)
+    assert table["kind"] == "Table", table
     (row,) = table["rows"]
     return {c["name"]: cell for c, cell in zip(table["columnDefinitions"], row["cells"], strict=True)}
 
