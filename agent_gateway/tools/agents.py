@@ -156,7 +156,7 @@ def register_archive(server: MCPServer, d: deps.Deps) -> None:
     ) -> results.ArchivedReplicaPage:
         """Every archived replica of an agent (removed by scale-down, or left by a deletion
         with statePolicy Retain), newest first, one page at a time: name, ordinal, when it was
-        created and archived. Their state and runs stay readable (get_state, list_runs);
+        created and archived. Their state and runs stay readable (get_agent_state, list_runs);
         their names are never given out again."""
         _, ns = await common.guard(d, namespace, "get")
         after = None
