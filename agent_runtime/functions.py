@@ -44,12 +44,19 @@ class RunContext:
     payload: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)  # the replica's state at run start
 
+    def fields(self) -> dict[str, Any]:
+        """Every field but the state (a prompt's template reads these; its tools read the
+        live state)."""
+        fields = asdict(self)
+        del fields["state"]
+        return fields
+
     def body(self, http: models.HttpFunction) -> dict[str, Any]:
         """The JSON body of an `http` call: every field, with the state the function asks for
         (`stateKeys`; all of it when absent), refused past `models.HTTP_STATE_MAX_BYTES`."""
-        fields = asdict(self)
-        if http.state_keys is not None:
-            fields["state"] = {key: self.state[key] for key in http.state_keys if key in self.state}
+        fields = self.fields()
+        fields["state"] = (self.state if http.state_keys is None
+                           else {key: self.state[key] for key in http.state_keys if key in self.state})
         size = len(json.dumps(fields["state"]).encode())
         if size > models.HTTP_STATE_MAX_BYTES:
             raise FunctionError(

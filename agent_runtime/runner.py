@@ -247,7 +247,7 @@ class Runner:
         async def call_function(name: str, payload: dict[str, Any], depth: int) -> Any:
             return await self._call_function_tool(context, run_id, name, payload, depth, fence)
 
-        return await self.ai.run_prompt(current, function, context.payload, context.body(),
+        return await self.ai.run_prompt(current, function, context.payload, context.fields(),
                                         self.state_store(fence), run_id, call_function, depth)
 
     async def _call_function_tool(self, parent: functions.RunContext, run_id: int | None,

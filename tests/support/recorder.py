@@ -1,13 +1,14 @@
 """An HTTP endpoint for `http` functions that records every execution, outside the runtime.
 
 The fault tests judge the runtime by what a function's target sees, not by the runtime's own
-bookkeeping (which is what a fault may corrupt). An `http` function POSTs the run's fields
+bookkeeping (which is what a fault may corrupt). An `http` function sends the run's fields
 (`idempotency_key`, `replica`, `attempt`, `payload`, `state`, ... see
 agent_runtime/functions.py) with the function's method and headers; each request is one
-execution, and the recorder keeps what it saw of it (method, headers, body). The recorder notes when it started, sleeps `payload.seconds`
-(or a per-replica override), and answers 200 (or the next scripted status). A client that
-hangs up before the answer (a replica that fenced itself and aborted the request) makes the
-execution `aborted` at that instant: the work was cut short and never reported done.
+execution, and the recorder keeps what it saw of it (method, headers, body). The recorder
+notes when it started, sleeps `payload.seconds` (or a per-replica override), and answers 200
+(or the next scripted status). A client that hangs up before the answer (a replica that fenced
+itself and aborted the request) makes the execution `aborted` at that instant: the work was
+cut short and never reported done.
 
 Times are `time.monotonic()` of this process. It runs in a thread with its own event loop,
 so a test that blocks for a moment (pg_ctl, a subprocess wait) does not delay an answer or

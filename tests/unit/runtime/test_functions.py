@@ -69,3 +69,7 @@ def test_long_results_are_truncated_in_the_summary():
 def test_unresolvable_entrypoint_is_a_function_error():
     with pytest.raises(functions.FunctionError, match="cannot import"):
         functions.resolve("no_such_module_xyz:fn")
+
+
+def test_a_prompts_fields_are_every_field_but_the_state():
+    assert "state" not in _context({"k": 2}).fields()

@@ -22,7 +22,7 @@ def test_defaults_apply():
 
 
 def test_an_unknown_spec_field_is_refused_not_ignored():
-    with pytest.raises(spec.InvalidSpec, match="unknown spec field.s. engine: this runtime image"):
+    with pytest.raises(spec.InvalidSpec, match=r"unknown spec field\(s\) engine: this runtime image"):
         spec.parse(1, {"engine": {"model": "x"}})
 
 
