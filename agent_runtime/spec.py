@@ -49,7 +49,12 @@ class Schedule(models.Schedule):
     @functools.cached_property
     def _definition_hash(self) -> str:
         # Cached: the scheduler asks on every pass, for every schedule (the model is frozen).
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        fields = self.model_dump(mode="json")
+        # These two were floats in the runtime's former copy of the models; dumped as floats
+        # the hash stays the one stored in schedule_lanes, so an upgrade is not an edit.
+        fields["missed_fire_grace_seconds"] = float(fields["missed_fire_grace_seconds"])
+        fields["failure_policy"]["backoff_seconds"] = float(fields["failure_policy"]["backoff_seconds"])
+        canonical = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

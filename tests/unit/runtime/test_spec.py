@@ -83,3 +83,13 @@ def test_the_runtime_parses_with_the_api_models():
 
     assert isinstance(parsed.functions["scraping.fetch"], models.Function)
     assert isinstance(parsed.limits, models.Limits)
+
+
+def test_definition_hash_is_the_one_earlier_runtimes_stored():
+    # Computed by the runtime's former copy of the models: an upgrade must not look like an edit
+    # (an edit resets failure counters and re-enables a lane its failure policy disabled).
+    schedule = spec.Schedule.model_validate(
+        {"name": "s", "function": "f", "cron": "*/5 * * * * *", "timezone": "Europe/Paris",
+         "mode": "cluster", "payload": {"a": [1, 2]}, "failurePolicy": {"action": "backoff"}})
+
+    assert schedule.definition_hash() == "03bbf92b38a96f3a"
