@@ -42,6 +42,11 @@ MAX_CHANNELS = 16
 MAX_MCP_SERVERS = 16
 MAX_HEADERS = 16
 MAX_PROMPT_TOOLS = 32
+MAX_STATE_KEYS = 64
+# The replica state an http function's JSON body carries (all of it, or its `stateKeys`); more
+# is refused at run time with a message naming `stateKeys`. Equal to the default
+# limits.stateMaxTotalBytes, so with default limits a replica's whole state always fits.
+HTTP_STATE_MAX_BYTES = 1024 * 1024
 MAX_TEXT = 32768  # prompts and templates; the whole object must stay far below etcd's 1.5 MB
 
 # --- Shapes, each with the message both the API server and Python give ---------------
@@ -230,12 +235,14 @@ class HttpHeader(ApiModel):
 
 
 class HttpFunction(ApiModel):
-    """Calls an HTTP endpoint with the run's payload as a JSON body."""
+    """Calls an HTTP endpoint with the run's fields as a JSON body: agent, namespace, replica,
+    function, trigger, schedule, fire_time, attempt, idempotency_key, payload and the replica's
+    state."""
 
     url: HttpUrl
     """URL to call."""
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    """HTTP method."""
+    """HTTP method; every method carries the JSON body."""
     headers: Annotated[
         list[HttpHeader], Field(max_length=MAX_HEADERS, json_schema_extra=_list_map("name"))
     ] = Field(default_factory=list)
@@ -244,6 +251,11 @@ class HttpFunction(ApiModel):
     """Timeout of one attempt."""
     retries: Annotated[int, Field(ge=0, le=10)] = 0
     """Further attempts after a failed one."""
+    state_keys: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=256)]], Field(max_length=MAX_STATE_KEYS)
+    ] | None = None
+    """Keys of the replica's state sent in the body's state object. Absent: the whole state,
+    which must fit in 1 MiB as JSON (else the run fails, naming this field)."""
 
     @model_validator(mode="after")
     def _unique_headers(self) -> HttpFunction:

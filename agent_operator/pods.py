@@ -61,6 +61,11 @@ def secret_env_vars(spec: models.AgentClusterSpec) -> dict[str, list[dict[str, A
             # Every key of the Secret becomes one header, named after the key.
             env_from.append({"prefix": secret_env.mcp_header_prefix(server.name),
                              "secretRef": {"name": server.headers_secret_ref.name}})
+    for function in spec.functions:
+        if function.http is not None:
+            for header in function.http.headers:
+                env.append({"name": secret_env.http_header(function.name, header.name),
+                            "valueFrom": key_ref(header.secret_key_ref)})
     for webhook in spec.webhooks:
         # The replica verifies the deliveries' signatures itself; the gateway holds no secret.
         env.append({"name": secret_env.webhook_secret(webhook.name), "valueFrom": key_ref(webhook.secret_ref)})

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import asyncpg
-import pydantic
 
 from agent_api import replica_auth
 from agent_api.db import queries
@@ -112,7 +111,7 @@ class ConfigWatcher:
         raw = row["spec"]
         try:
             parsed = spec.parse(row["generation"], json.loads(raw) if isinstance(raw, str) else raw)
-        except pydantic.ValidationError as error:
+        except spec.InvalidSpec as error:
             # Keep running the last good spec rather than stopping every schedule.
             log.error("spec generation %s is invalid, keeping the previous one: %s",
                       row["generation"], error)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from agent_api import cron
+from agent_api import cron, models
 from agent_api.db import queries
 from agent_runtime import spec
 
@@ -38,11 +38,11 @@ NEXT_FIRE_CACHE_SIZE = 200_000
 _FAR = dt.timedelta(days=400)  # looking further ahead than a year finds any cron's next fire
 
 
-def lane_of(schedule: spec.ScheduleSpec, replica: str) -> str:
+def lane_of(schedule: spec.Schedule, replica: str) -> str:
     return "" if schedule.mode == "single" else replica
 
 
-def keep_late(schedule: spec.ScheduleSpec) -> int:
+def keep_late(schedule: spec.Schedule) -> int:
     return {"skip": 0, "runOnce": 1, "backfill": schedule.backfill_limit}[
         schedule.missed_fire_policy]
 
@@ -74,13 +74,13 @@ class Planner:
     _next_fire: dict[tuple[str, str, dt.datetime], dt.datetime | None] = field(
         default_factory=dict)
     _version: int = 0  # bumped whenever `lanes` changes
-    _cached_for: list[spec.ScheduleSpec] | None = None  # held, so its identity is stable
+    _cached_for: list[spec.Schedule] | None = None  # held, so its identity is stable
     _cached_version: int = -1
     _cached_next: dt.datetime | None = None
 
     # -- what needs doing, from memory ------------------------------------------------------
 
-    def next_fire_after(self, schedule: spec.ScheduleSpec, after: dt.datetime) -> dt.datetime | None:
+    def next_fire_after(self, schedule: spec.Schedule, after: dt.datetime) -> dt.datetime | None:
         key = (schedule.name, schedule.definition_hash(), after)
         if key not in self._next_fire:
             if len(self._next_fire) > NEXT_FIRE_CACHE_SIZE:
@@ -89,7 +89,7 @@ class Planner:
             self._next_fire[key] = found[0] if found else None
         return self._next_fire[key]
 
-    def planning_due_at(self, schedule: spec.ScheduleSpec) -> dt.datetime | None:
+    def planning_due_at(self, schedule: spec.Schedule) -> dt.datetime | None:
         """When this lane next needs a planning pass (None: never, as things stand)."""
         if not schedule.enabled:
             return None
@@ -108,7 +108,7 @@ class Planner:
         # per pass), not before each of its fires.
         return max(nxt - self.horizon, state.planned_until - self.horizon / 2)
 
-    def next_planning_at(self, schedules: list[spec.ScheduleSpec]) -> dt.datetime | None:
+    def next_planning_at(self, schedules: list[spec.Schedule]) -> dt.datetime | None:
         # Cached until the lanes or the schedules change: with thousands of schedules, a
         # scan per pass would cost more CPU than the passes themselves.
         if self._cached_for is not schedules or self._cached_version != self._version:
@@ -117,8 +117,8 @@ class Planner:
             self._cached_for, self._cached_version = schedules, self._version
         return self._cached_next
 
-    def needing_plan(self, schedules: list[spec.ScheduleSpec],
-                     now: dt.datetime) -> list[spec.ScheduleSpec]:
+    def needing_plan(self, schedules: list[spec.Schedule],
+                     now: dt.datetime) -> list[spec.Schedule]:
         first = self.next_planning_at(schedules)
         if first is None or first > now:
             return []
@@ -135,8 +135,8 @@ class Planner:
         self.known = True
         self._version += 1
 
-    async def plan(self, pool: asyncpg.Pool, schedules: list[spec.ScheduleSpec],
-                   limits: spec.Limits, now: dt.datetime, judge_late: bool) -> PassResult:
+    async def plan(self, pool: asyncpg.Pool, schedules: list[spec.Schedule],
+                   limits: models.Limits, now: dt.datetime, judge_late: bool) -> PassResult:
         """One planning transaction for the lanes of `schedules`: insert their fires up to
         the horizon, advance them, and (when `judge_late`, or when it inserted fires that are
         late already) judge their late fires. Returns what it did."""
@@ -198,7 +198,7 @@ class Planner:
         self._version += 1
         return result
 
-    def _fire_times(self, schedule: spec.ScheduleSpec, after: dt.datetime,
+    def _fire_times(self, schedule: spec.Schedule, after: dt.datetime,
                     until: dt.datetime) -> _Times:
         times = cron.fire_times(schedule.cron, schedule.timezone, after, until,
                                 MAX_FIRES_PER_LANE + 1)
@@ -241,8 +241,8 @@ class _FireBatch:
         self.keep_late: list[int] = []
         self.definitions: list[str] = []
 
-    def add(self, schedule: spec.ScheduleSpec, lane: str, times: list[dt.datetime],
-            limits: spec.Limits, definition: str) -> None:
+    def add(self, schedule: spec.Schedule, lane: str, times: list[dt.datetime],
+            limits: models.Limits, definition: str) -> None:
         grace = dt.timedelta(seconds=schedule.missed_fire_grace_seconds)
         payload = json.dumps(schedule.payload)
         for t in times:

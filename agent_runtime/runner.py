@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from agent_api import models
 from agent_api.db import queries
 from agent_runtime import config, functions, metrics, spec, state
 from agent_runtime.ai import engine, loop, redaction
@@ -240,13 +241,13 @@ class Runner:
             self.manual_in_flight -= 1
             self._metrics.in_flight -= 1
 
-    async def _run_prompt(self, current: spec.RuntimeSpec, function: spec.FunctionSpec,
+    async def _run_prompt(self, current: spec.RuntimeSpec, function: models.Function,
                           context: functions.RunContext, run_id: int | None,
                           depth: int, fence: tuple[int, int] | None = None) -> loop.LoopResult:
         async def call_function(name: str, payload: dict[str, Any], depth: int) -> Any:
             return await self._call_function_tool(context, run_id, name, payload, depth, fence)
 
-        return await self.ai.run_prompt(current, function, context.payload, context.body(),
+        return await self.ai.run_prompt(current, function, context.payload, context.fields(),
                                         self.state_store(fence), run_id, call_function, depth)
 
     async def _call_function_tool(self, parent: functions.RunContext, run_id: int | None,

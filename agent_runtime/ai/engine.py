@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from agent_api import models
 from agent_runtime import spec, state
 from agent_runtime.ai import (
     channels,
@@ -152,7 +153,7 @@ class Engine:
 
     # -- the two ways in --------------------------------------------------------------------
 
-    async def run_prompt(self, current: spec.RuntimeSpec, function: spec.FunctionSpec,
+    async def run_prompt(self, current: spec.RuntimeSpec, function: models.Function,
                          payload: dict[str, Any], fields: dict[str, Any], store: state.StateStore,
                          run_id: int | None = None, call_function: CallFunction | None = None,
                          depth: int = 0) -> loop.LoopResult:

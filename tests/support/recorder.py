@@ -1,12 +1,14 @@
 """An HTTP endpoint for `http` functions that records every execution, outside the runtime.
 
 The fault tests judge the runtime by what a function's target sees, not by the runtime's own
-bookkeeping (which is what a fault may corrupt). An `http` function POSTs the run's fields
-(`idempotency_key`, `replica`, `attempt`, `payload`, ... see agent_runtime/functions.py);
-each request is one execution. The recorder notes when it started, sleeps `payload.seconds`
-(or a per-replica override), and answers 200 (or the next scripted status). A client that
-hangs up before the answer (a replica that fenced itself and aborted the request) makes the
-execution `aborted` at that instant: the work was cut short and never reported done.
+bookkeeping (which is what a fault may corrupt). An `http` function sends the run's fields
+(`idempotency_key`, `replica`, `attempt`, `payload`, `state`, ... see
+agent_runtime/functions.py) with the function's method and headers; each request is one
+execution, and the recorder keeps what it saw of it (method, headers, body). The recorder
+notes when it started, sleeps `payload.seconds` (or a per-replica override), and answers 200
+(or the next scripted status). A client that hangs up before the answer (a replica that fenced
+itself and aborted the request) makes the execution `aborted` at that instant: the work was
+cut short and never reported done.
 
 Times are `time.monotonic()` of this process. It runs in a thread with its own event loop,
 so a test that blocks for a moment (pg_ctl, a subprocess wait) does not delay an answer or
@@ -36,6 +38,9 @@ class Execution:
     finished: float | None = None  # the answer was sent
     aborted: float | None = None  # the client hung up first
     status: int | None = None
+    method: str = "POST"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict = field(default_factory=dict)
 
     @property
     def completed(self) -> bool:
@@ -135,7 +140,7 @@ class Recorder:
 
     async def _start(self) -> None:
         app = web.Application()
-        app.router.add_post("/execute", self._execute)
+        app.router.add_route("*", "/execute", self._execute)  # every method an http function may use
         # Cancel the handler when the client hangs up: that is how an abort is noticed.
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
                                      shutdown_timeout=1.0)
@@ -145,7 +150,8 @@ class Recorder:
     async def _execute(self, request: web.Request) -> web.Response:
         body = await request.json()
         execution = Execution(key=body["idempotency_key"], replica=body["replica"],
-                              attempt=body["attempt"], started=time.monotonic())
+                              attempt=body["attempt"], started=time.monotonic(),
+                              method=request.method, headers=dict(request.headers), body=body)
         index = self._record(execution)
         payload = body.get("payload") or {}
         seconds = self.seconds_by_replica.get(execution.replica, payload.get("seconds", 0))

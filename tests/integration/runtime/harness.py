@@ -54,7 +54,7 @@ def schedule(name: str, function: str, cron: str = "* * * * * *", **extra) -> di
 
 def spec_with(functions: list[dict], schedules: list[dict], **limits) -> dict:
     return {"replicas": 1, "functions": functions, "schedules": schedules,
-            "limits": {"leaseSeconds": 2, **limits}}
+            "limits": {"leaseSeconds": 5, **limits}}
 
 
 async def migrated(database_url: str) -> None:

@@ -208,7 +208,7 @@ async def test_redis_outage_never_stops_schedules_and_the_registry_entry_returns
 
 async def test_frozen_replica_is_taken_over_and_its_late_completion_is_rejected(
         database_url, spawn):
-    await harness.one_fire_due_now(database_url, "frozen", slow_seconds=1, lease_seconds=2)
+    await harness.one_fire_due_now(database_url, "frozen", slow_seconds=1, lease_seconds=5)
     frozen = spawn("frozen", database_url)
 
     async def running():

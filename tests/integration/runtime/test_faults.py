@@ -22,7 +22,7 @@ from tests.integration.runtime import harness
 from tests.integration.runtime.harness import CLUSTER, NAMESPACE, RuntimeProcess
 from tests.support import recorder as recorder_module
 
-LEASE_SECONDS = 3.0
+LEASE_SECONDS = 5.0  # the API's minimum (limits.leaseSeconds >= 5)
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ async def _serve_hook(handler) -> tuple[web.AppRunner, int]:
     await web.TCPSite(site_runner, "127.0.0.1", port).start()
     return site_runner, port
 
-async def test_http_function_posts_every_body_field(database_url):
+async def test_http_function_posts_every_body_field_and_the_state(database_url):
     received: list[dict] = []
 
     async def handler(request):
@@ -60,6 +60,7 @@ async def test_http_function_posts_every_body_field(database_url):
         "agent": CLUSTER, "namespace": NAMESPACE, "replica": "r0", "function": "scraping.fetch",
         "trigger": "schedule", "schedule": "hourly", "fire_time": fire_time, "attempt": 1,
         "idempotency_key": f"hourly:{fire_time}", "payload": {"site": "example.org"},
+        "state": {},
     }]
     run = (await harness.fetch(database_url, "SELECT status, output FROM runs"))[0]
     assert run["status"] == "succeeded" and '"ok": true' in run["output"]

@@ -102,7 +102,7 @@ async def test_sigterm_drain_releases_the_lease_and_another_replica_runs_the_fir
 
 
 async def test_sigkilled_replica_fire_is_run_by_another_after_lease_expiry(database_url, spawn):
-    await harness.one_fire_due_now(database_url, "doomed", slow_seconds=60, lease_seconds=2)
+    await harness.one_fire_due_now(database_url, "doomed", slow_seconds=60, lease_seconds=5)
     doomed = spawn("doomed")
 
     async def running():

@@ -26,3 +26,18 @@ def test_webhook_secrets_and_the_replica_token_are_secrets_to_redact():
     assert secret_env.is_secret("AGENT_WEBHOOK_GH_SECRET")
     assert secret_env.is_secret("AGENT_REPLICA_TOKEN")
     assert not secret_env.is_secret("AGENT_WEBHOOK_TOLERANCE")
+
+
+def test_http_header_variables_are_readable_and_secrets_to_redact():
+    variable = secret_env.http_header("scraping.fetch-mentions", "X-Api-Token")
+
+    assert variable.startswith("AGENT_HTTP_SCRAPING_FETCH_MENTIONS_HEADER_X_API_TOKEN_")
+    assert secret_env.is_secret(variable)
+
+
+def test_http_header_variables_never_collide_where_the_readable_part_would():
+    # '.' and '-' both read as '_', and header names may differ only by case.
+    names = {secret_env.http_header("a.b", "X-Token"), secret_env.http_header("a-b", "X-Token"),
+             secret_env.http_header("a-b", "x-token")}
+
+    assert len(names) == 3

@@ -125,3 +125,25 @@ def test_pooling_mode_reaches_the_runtime_and_rolls_the_pods_when_changed():
 
     assert env["AGENT_DATABASE_POOLING"] == {"name": "AGENT_DATABASE_POOLING", "value": "transaction"}
     assert pods.template_hash(SETTINGS.image, TIER, pooled, spec) != _hash(CLUSTER)
+
+
+HEADERS = [{"name": "Authorization", "secretKeyRef": {"name": "api-token", "key": "token"}}]
+
+
+def _with_http_headers(cluster: dict) -> dict:
+    changed = copy.deepcopy(cluster)
+    changed["spec"]["functions"].append(
+        {"name": "fetch", "http": {"url": "https://api.example.test/x", "headers": HEADERS}})
+    return changed
+
+
+def test_an_http_functions_header_secret_reaches_the_replica_by_reference():
+    env = {e["name"]: e for e in _container(_with_http_headers(CLUSTER))["env"]}
+
+    variable = secret_env.http_header("fetch", "Authorization")
+    assert env[variable]["valueFrom"] == {"secretKeyRef": {"name": "api-token", "key": "token"}}
+    assert "value" not in env[variable]
+
+
+def test_adding_an_http_header_secret_rolls_the_pods():
+    assert _hash(_with_http_headers(CLUSTER)) != _hash(CLUSTER)

@@ -11,8 +11,8 @@ import datetime as dt
 from agent_runtime import planner, spec
 
 
-def _schedule(**extra) -> spec.ScheduleSpec:
-    return spec.ScheduleSpec.model_validate(
+def _schedule(**extra) -> spec.Schedule:
+    return spec.Schedule.model_validate(
         {"name": "s", "function": "f", "cron": "* * * * *", **extra})
 
 
@@ -20,7 +20,7 @@ def at(minute: int, second: int = 0, hour: int = 12) -> dt.datetime:
     return dt.datetime(2030, 1, 1, hour, minute, second, tzinfo=dt.UTC)
 
 
-def _planner(schedule: spec.ScheduleSpec, planned_until: dt.datetime, **state) -> planner.Planner:
+def _planner(schedule: spec.Schedule, planned_until: dt.datetime, **state) -> planner.Planner:
     p = planner.Planner("ns", "c", "r0")
     p.lanes[(schedule.name, planner.lane_of(schedule, "r0"))] = planner.LaneState(
         state.get("definition_hash", schedule.definition_hash()), planned_until,
