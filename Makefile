@@ -38,7 +38,8 @@ dev-down: bootstrap
 
 crds: bootstrap
 	$(PY) -m agentclusters crds --output crds/
-	cp crds/*.yaml charts/agent-clusters/crds/
+	# The chart's copy, which templates/crd.yaml includes (a test fails when the two differ).
+	cp crds/*.yaml charts/agent-clusters/files/crds/
 
 # The bench extra (pgqueuer, matplotlib) on top of bootstrap's .[dev], reinstalled when
 # pyproject.toml changes; its own stamp, which bootstrap's reinstall does not remove.
