@@ -567,3 +567,17 @@ def test_the_default_admin_role_carries_the_edit_rights(installed: Cluster) -> N
                        what="admin to aggregate agentclusters-admin")
     for verb, subresource in (("delete", None), ("patch", "scale"), ("list", None)):
         assert _user_can(installed, "carol", "team-admin", verb, subresource), (verb, subresource)
+
+
+def test_helm_test_creates_the_smoke_check_pod_as_a_test_hook(installed: Cluster) -> None:
+    """The hook is registered with the release and `helm test` creates its Pod. This control plane
+    has no kubelet, so the Pod never runs here (helm test times out waiting); its command is run
+    against real processes in tests/e2e/gateway/test_helm_smoke_check.py."""
+    hooks = [d for d in yaml.safe_load_all(installed.helm("get", "hooks", RELEASE, "-n", NAMESPACE).stdout) if d]
+    (pod,) = [d for d in hooks if d["kind"] == "Pod"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    result = installed.helm("test", RELEASE, "-n", NAMESPACE, "--timeout", "5s", check=False)
+    assert result.returncode != 0  # nothing runs it
+    live = installed.get("pod", pod["metadata"]["name"], "-n", NAMESPACE)
+    assert live["spec"]["containers"][0]["args"] == pod["spec"]["containers"][0]["args"]
+    installed.ok("get", "configmap", f"{FULLNAME}-smoke-check", "-n", NAMESPACE)
