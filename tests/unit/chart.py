@@ -58,15 +58,16 @@ def set_args(values: dict[str, str]) -> list[str]:
 
 
 def template_text(values: dict[str, str] | None = None, *, release: str = "ac",
-                  namespace: str = "agent-clusters") -> str:
+                  namespace: str = "agent-clusters", extra: tuple[str, ...] = ()) -> str:
     return helm("template", release, str(CHART), "--namespace", namespace,
-                *set_args(values or {})).stdout
+                *set_args(values or {}), *extra).stdout
 
 
 def render(values: dict[str, str] | None = None, *, release: str = "ac",
-           namespace: str = "agent-clusters") -> list[dict[str, Any]]:
-    """The rendered manifests, the CRD (templates/crd.yaml) included."""
-    text = template_text(values, release=release, namespace=namespace)
+           namespace: str = "agent-clusters", extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The rendered manifests, the CRD (templates/crd.yaml) included; `extra`: more helm
+    arguments (e.g. --values FILE)."""
+    text = template_text(values, release=release, namespace=namespace, extra=extra)
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
