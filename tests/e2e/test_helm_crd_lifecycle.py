@@ -5,6 +5,8 @@ of the cluster): `helm upgrade` with a changed CRD makes the API server serve th
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,3 +87,29 @@ def test_helm_uninstall_keeps_the_crd_and_the_agentclusters(cluster: Cluster) ->
     crd = cluster.get(CRD)
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert cluster.get("agc", "survivor", "-n", "default")["spec"]["replicas"] == 3
+
+
+def test_chart_readme_commands_hand_a_kubectl_applied_crd_to_the_release(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Upgrading from a chart that installed the CRD from crds/ (or after `kubectl apply -f crds/`):
+    Helm refuses the unowned CRD until the chart README's commands hand it over."""
+    from devcluster import binaries, controlplane
+
+    bin_dir = binaries.ensure()
+    plane = controlplane.ControlPlane(tmp_path_factory.mktemp("adopt-apiserver"), bin_dir).start()
+    try:
+        cluster = Cluster(bin_dir / "kubectl", plane.admin_kubeconfig)
+        cluster.ok("apply", "-f", str(chart.ROOT / "crds"))
+        install = ["install", "agent-clusters", str(chart.CHART), "--namespace", "agent-clusters",
+                   "--create-namespace"]
+        refused = cluster.helm(*install, check=False)
+        assert refused.returncode != 0 and "invalid ownership metadata" in refused.stderr, refused.stderr
+        (block,) = re.findall(r"<!-- docs-test: adopt-crd[^>]*-->\n```sh\n(.*?)\n```",
+                              (chart.CHART / "README.md").read_text("utf-8"), re.DOTALL)
+        for command in [shlex.split(line) for line in block.replace("\\\n", " ").splitlines() if line.strip()]:
+            assert command[0] == "kubectl", command
+            cluster.ok(*command[1:])
+        cluster.helm(*install)
+        assert cluster.get(CRD)["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    finally:
+        plane.stop()
