@@ -38,6 +38,9 @@ def checkout() -> Iterator[Path]:
     """A checkout-shaped directory: every top-level entry of the repository linked, but `.dev`.
     Not under pytest's tmp_path: a later pytest session on the machine makes pytest's base
     directory private again, and `postgres` could then no longer reach its data to stop."""
+    if not (ROOT / ".venv" / "bin" / "python").exists():
+        pytest.fail(f"{ROOT}/.venv is missing: the README's `make dev-up` uses the checkout's virtualenv "
+                    "(`make test` or `make bootstrap` creates it)")
     work = Path(tempfile.mkdtemp(prefix="agentclusters-readme-"))
     for entry in ROOT.iterdir():
         if entry.name not in (".dev", ".git"):
