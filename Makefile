@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help bootstrap binaries lint test demo crds dev-up dev-down bench
+.PHONY: help bootstrap binaries lint test demo crds dev-up dev-down bench kind-up kind-down
 
 help:
 	@echo "make test     - set up everything (venv, PostgreSQL, Redis, control-plane binaries) and run the whole suite"
@@ -12,6 +12,8 @@ help:
 	@echo "make dev-up   - start devcluster + PostgreSQL + Redis + operator in the background (.dev/env)"
 	@echo "make dev-down - stop them"
 	@echo "make crds     - regenerate crds/ from agent_api"
+	@echo "make kind-up  - with Docker, kind, kubectl and helm: a kind cluster, the image built and loaded, the chart installed (.kind/env)"
+	@echo "make kind-down - delete that kind cluster"
 	@echo "make bench    - run the benchmarks: bench/RESULTS.md, bench/results/ (BENCH_ARGS=\"--quick\" for a smoke run)"
 
 bootstrap:
@@ -36,9 +38,17 @@ dev-up: bootstrap binaries
 dev-down: bootstrap
 	$(PY) -m agentclusters dev down
 
+# Needs Docker (not available on the development machines, so not run by `make test`).
+kind-up:
+	@bash scripts/kind-up.sh
+
+kind-down:
+	@bash scripts/kind-down.sh
+
 crds: bootstrap
 	$(PY) -m agentclusters crds --output crds/
-	cp crds/*.yaml charts/agent-clusters/crds/
+	# The chart's copy, which templates/crd.yaml includes (a test fails when the two differ).
+	cp crds/*.yaml charts/agent-clusters/files/crds/
 
 # The bench extra (pgqueuer, matplotlib) on top of bootstrap's .[dev], reinstalled when
 # pyproject.toml changes; its own stamp, which bootstrap's reinstall does not remove.

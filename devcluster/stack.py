@@ -2,6 +2,7 @@
 
 Everything lives in `.dev/` of the working directory: the control plane's state, the
 PostgreSQL and Redis data, logs, `.dev/kubeconfig` and a shell-sourceable `.dev/env` (with
+`KUBECONFIG`, `PATH` led by the devcluster's `kubectl` and the virtualenv's `agentclusters`,
 `GATEWAY_URL`, the MCP endpoint, `GATEWAY_TOKEN`, a ServiceAccount token for the gateway's
 audience allowed on agentclusters in `default`, and the stack's replica auth key). The
 processes outlive the command that started them; `down` finds them again through
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,8 +124,13 @@ class Stack:
         return logs.container_log_path(cluster_dir / "kubelet", namespace, pod, container)
 
     def _write(self, env: dict[str, str], pids: dict[str, int], pg_port: int, redis_port: int) -> None:
+        # The devcluster's kubectl (the control plane's version, ahead of any other kubectl on the
+        # machine) and the virtualenv running this (`agentclusters`), so the README's commands
+        # after `make dev-up` work as written once this file is sourced.
+        path = [env["DEVCLUSTER_BIN"], str(Path(sys.executable).parent)]
         self.env_file.write_text(
             "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items())
+            + f'export PATH={shlex.quote(":".join(path))}"${{PATH:+:$PATH}}"\n'
         )
         self.record.write_text(json.dumps(
             {"env": env, "pids": pids, "postgres_port": pg_port, "redis_port": redis_port},

@@ -23,6 +23,7 @@ from kubernetes import client, config
 from agent_api import replica_auth
 from agent_gateway import auth, errors, kube, settings
 from devcluster import crd_wait
+from tests.e2e import helpers
 from tests.unit import chart
 
 pytestmark = pytest.mark.e2e
@@ -34,6 +35,9 @@ SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:{FULLNAME}"
 WEBHOOK_CONFIGURATION = f"{FULLNAME}.agentclusters.io"
 GATEWAY = f"{FULLNAME}-gateway"
 GATEWAY_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:{GATEWAY}"
+# Further releases in a cluster leave the cluster-wide, release-less objects (the CRD, the
+# aggregated ClusterRoles) to the first one.
+SECOND_RELEASE = ["--set", "crds.enabled=false", "--set", "rbac.aggregateToDefaultRoles=false"]
 
 
 @dataclass
@@ -83,7 +87,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def installed(cluster: Cluster) -> Cluster:
-    """The chart installed (CRD from the chart's crds/ included) with URLs as values."""
+    """The chart installed (the CRD and the aggregated ClusterRoles included) with URLs as values."""
     cluster.helm("install", RELEASE, str(chart.CHART), "--namespace", NAMESPACE, "--create-namespace",
                  *chart.set_args(chart.URLS))
     waited = crd_wait.wait_established(
@@ -125,15 +129,6 @@ def test_helm_lint_is_clean_with_default_and_alternative_values() -> None:
         result = chart.helm("lint", "--strict", str(chart.CHART), *chart.set_args(values))
         assert "0 chart(s) failed" in result.stdout, result.stdout
         assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
-
-
-def test_chart_crd_is_identical_to_crds_folder() -> None:
-    chart_copy = chart.CHART / "crds" / chart.CRD_FILE
-    generated = chart.ROOT / "crds" / chart.CRD_FILE
-    assert chart_copy.read_bytes() == generated.read_bytes(), (
-        f"{chart_copy} drifted from {generated}: copy it again after `make crds`")
-    assert sorted(p.name for p in (chart.CHART / "crds").iterdir()) == \
-        sorted(p.name for p in (chart.ROOT / "crds").iterdir())
 
 
 # --- against the API server ----------------------------------------------------------------
@@ -430,7 +425,8 @@ def test_watch_namespaces_limits_namespaced_rights(cluster: Cluster) -> None:
     for name in ("team-p", "team-q"):
         _namespace(cluster, name)
     cluster.helm("install", release, str(chart.CHART), "--namespace", namespace, "--create-namespace",
-                 "--set", "operator.watchNamespaces={team-p,team-q}", "--set", "webhook.enabled=false")
+                 "--set", "operator.watchNamespaces={team-p,team-q}", "--set", "webhook.enabled=false",
+                 *SECOND_RELEASE)
     try:
         account = f"system:serviceaccount:{namespace}:{release}-agent-clusters"
 
@@ -463,7 +459,8 @@ def test_upgrade_keeps_the_operators_webhooks_and_uninstall_removes_them(cluster
     release, namespace = "cycle", "cycle-operator"
     fullname = f"{release}-agent-clusters"
     configuration = f"{fullname}.agentclusters.io"
-    cluster.helm("install", release, str(chart.CHART), "--namespace", namespace, "--create-namespace")
+    cluster.helm("install", release, str(chart.CHART), "--namespace", namespace, "--create-namespace",
+                 *SECOND_RELEASE)
     # What kopf does at start-up, done as the operator's own ServiceAccount.
     webhook = {
         "name": f"spec.{configuration}",
@@ -492,7 +489,7 @@ def test_upgrade_keeps_the_operators_webhooks_and_uninstall_removes_them(cluster
     gone = cluster.kubectl("get", "validatingwebhookconfiguration", configuration)
     assert gone.returncode != 0 and "NotFound" in gone.stderr
     assert cluster.kubectl("get", "clusterrole", fullname).returncode != 0
-    # The CRD stays (Helm never deletes crds/), so AgentClusters outlive the release.
+    # The first release's CRD is untouched by a second release's life.
     cluster.ok("get", "crd", "agentclusters.agentclusters.io")
 
 
@@ -501,7 +498,8 @@ def test_upgrade_keeps_the_replica_auth_key(cluster: Cluster) -> None:
     replicas would refuse the gateway until they restart."""
     release, namespace = "keyed", "keyed-operator"
     secret = f"{release}-agent-clusters-replica-auth"
-    cluster.helm("install", release, str(chart.CHART), "--namespace", namespace, "--create-namespace")
+    cluster.helm("install", release, str(chart.CHART), "--namespace", namespace, "--create-namespace",
+                 *SECOND_RELEASE)
     try:
         before = cluster.get("secret", secret, "-n", namespace)["data"]["key"]
         cluster.helm("upgrade", release, str(chart.CHART), "--namespace", namespace,
@@ -511,3 +509,75 @@ def test_upgrade_keeps_the_replica_auth_key(cluster: Cluster) -> None:
         cluster.helm("uninstall", release, "--namespace", namespace)
     assert before == after
     assert len(base64.b64decode(before)) >= replica_auth.MIN_MASTER_KEY_LENGTH
+
+
+# --- aggregated ClusterRoles: the default view/edit roles carry AgentCluster rights ------------
+
+MINIMAL_AGENT = {"apiVersion": "agentclusters.io/v1alpha1", "kind": "AgentCluster",
+                 "metadata": {"name": "hello"}, "spec": {"replicas": 1}}
+
+
+def _bind_default_role(cluster: Cluster, namespace: str, user: str, role: str) -> None:
+    """What a namespace admin does: a RoleBinding to one of Kubernetes' own ClusterRoles."""
+    cluster.ok("create", "rolebinding", f"{user}-{role}", f"--clusterrole={role}", f"--user={user}",
+               "-n", namespace)
+
+
+def _user_can(cluster: Cluster, user: str, namespace: str, verb: str, subresource: str | None = None) -> bool:
+    return cluster.can_i(verb, "agentclusters.agentclusters.io", namespace=namespace,
+                         subresource=subresource, account=user)
+
+
+def test_a_user_bound_to_the_default_edit_role_creates_and_scales_agentclusters(installed: Cluster) -> None:
+    _namespace(installed, "team-edit")
+    _bind_default_role(installed, "team-edit", "alice", "edit")
+    # The controller-manager folds agentclusters-edit into edit; wait for it.
+    helpers.eventually(lambda: _user_can(installed, "alice", "team-edit", "create"),
+                       what="edit to aggregate agentclusters-edit")
+    created = installed.kubectl("create", "-n", "team-edit", "--as=alice", "-f", "-",
+                                stdin=json.dumps(MINIMAL_AGENT))
+    assert created.returncode == 0, created.stderr
+    scaled = installed.kubectl("scale", "agc/hello", "--replicas=2", "-n", "team-edit", "--as=alice")
+    assert scaled.returncode == 0, scaled.stderr
+    assert installed.get("agc", "hello", "-n", "team-edit")["spec"]["replicas"] == 2
+    # Never the operator's status, and nothing outside the bound namespace.
+    assert not _user_can(installed, "alice", "team-edit", "patch", "status")
+    assert not _user_can(installed, "alice", "team-a", "create")
+
+
+def test_a_user_bound_to_the_default_view_role_reads_but_cannot_create(installed: Cluster) -> None:
+    _namespace(installed, "team-view")
+    installed.ok("create", "-n", "team-view", "-f", "-", stdin=json.dumps(MINIMAL_AGENT))
+    _bind_default_role(installed, "team-view", "bob", "view")
+    helpers.eventually(lambda: _user_can(installed, "bob", "team-view", "get"),
+                       what="view to aggregate agentclusters-view")
+    read = installed.kubectl("get", "agc", "hello", "-n", "team-view", "--as=bob")
+    assert read.returncode == 0, read.stderr
+    created = installed.kubectl("create", "-n", "team-view", "--as=bob", "-f", "-",
+                                stdin=json.dumps({**MINIMAL_AGENT, "metadata": {"name": "other"}}))
+    assert created.returncode != 0 and "forbidden" in created.stderr, created.stderr
+    for verb, subresource in (("create", None), ("patch", None), ("delete", None), ("patch", "scale")):
+        assert not _user_can(installed, "bob", "team-view", verb, subresource), (verb, subresource)
+
+
+def test_the_default_admin_role_carries_the_edit_rights(installed: Cluster) -> None:
+    _namespace(installed, "team-admin")
+    _bind_default_role(installed, "team-admin", "carol", "admin")
+    helpers.eventually(lambda: _user_can(installed, "carol", "team-admin", "create"),
+                       what="admin to aggregate agentclusters-admin")
+    for verb, subresource in (("delete", None), ("patch", "scale"), ("list", None)):
+        assert _user_can(installed, "carol", "team-admin", verb, subresource), (verb, subresource)
+
+
+def test_helm_test_creates_the_smoke_check_pod_as_a_test_hook(installed: Cluster) -> None:
+    """The hook is registered with the release and `helm test` creates its Pod. This control plane
+    has no kubelet, so the Pod never runs here (helm test times out waiting); its command is run
+    against real processes in tests/e2e/gateway/test_helm_smoke_check.py."""
+    hooks = [d for d in yaml.safe_load_all(installed.helm("get", "hooks", RELEASE, "-n", NAMESPACE).stdout) if d]
+    (pod,) = [d for d in hooks if d["kind"] == "Pod"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    result = installed.helm("test", RELEASE, "-n", NAMESPACE, "--timeout", "5s", check=False)
+    assert result.returncode != 0  # nothing runs it
+    live = installed.get("pod", pod["metadata"]["name"], "-n", NAMESPACE)
+    assert live["spec"]["containers"][0]["args"] == pod["spec"]["containers"][0]["args"]
+    installed.ok("get", "configmap", f"{FULLNAME}-smoke-check", "-n", NAMESPACE)

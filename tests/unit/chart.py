@@ -39,6 +39,12 @@ def helm_binary() -> Path:
 
 def helm(*args: str, kubeconfig: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     command = [str(helm_binary()), *args]
+    if args and args[0] == "template" and "--kube-version" not in args:
+        from devcluster import binaries
+
+        # Without a cluster, helm checks Chart.yaml's kubeVersion against the version compiled
+        # into it, which the devcluster's build of helm leaves at helm's v1.20 default.
+        command += ["--kube-version", binaries.K8S_VERSION]
     if kubeconfig is not None:
         command += ["--kubeconfig", str(kubeconfig)]
     result = subprocess.run(command, text=True, capture_output=True, timeout=120)
@@ -52,15 +58,16 @@ def set_args(values: dict[str, str]) -> list[str]:
 
 
 def template_text(values: dict[str, str] | None = None, *, release: str = "ac",
-                  namespace: str = "agent-clusters") -> str:
+                  namespace: str = "agent-clusters", extra: tuple[str, ...] = ()) -> str:
     return helm("template", release, str(CHART), "--namespace", namespace,
-                *set_args(values or {})).stdout
+                *set_args(values or {}), *extra).stdout
 
 
 def render(values: dict[str, str] | None = None, *, release: str = "ac",
-           namespace: str = "agent-clusters") -> list[dict[str, Any]]:
-    """The rendered manifests (templates only; helm template leaves crds/ out)."""
-    text = template_text(values, release=release, namespace=namespace)
+           namespace: str = "agent-clusters", extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The rendered manifests, the CRD (templates/crd.yaml) included; `extra`: more helm
+    arguments (e.g. --values FILE)."""
+    text = template_text(values, release=release, namespace=namespace, extra=extra)
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 

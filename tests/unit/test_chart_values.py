@@ -14,8 +14,14 @@ from agent_operator import settings
 from tests.unit import chart
 
 
+def _operator_config_map(docs: list[dict]) -> dict:
+    """The operator's settings ConfigMap (the helm test hook's script is another ConfigMap)."""
+    (config_map,) = [d for d in docs if d["kind"] == "ConfigMap" and "operator.yaml" in d.get("data", {})]
+    return config_map
+
+
 def _settings(docs: list[dict], tmp_path: Path) -> settings.OperatorSettings:
-    config_map = chart.one(docs, "ConfigMap")
+    config_map = _operator_config_map(docs)
     path = tmp_path / "operator.yaml"
     path.write_text(config_map["data"]["operator.yaml"], "utf-8")
     return settings.load(path)
@@ -171,7 +177,7 @@ def test_urls_as_values_go_into_the_release_secret() -> None:
     assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": "ac-agent-clusters-connections", "key": "REDIS_URL"}
     # No URL is ever written into the ConfigMap.
-    config = chart.one(docs, "ConfigMap")["data"]["operator.yaml"]
+    config = _operator_config_map(docs)["data"]["operator.yaml"]
     assert "postgres" not in config and "redis://" not in config
     assert base64.b64encode(b"secret").decode() not in config
 
