@@ -78,18 +78,40 @@ class RuntimeClient:
                         answer if isinstance(answer, dict) else {"result": answer})
         except TimeoutError:
             raise errors.GatewayError(
-                f'replica "{replica}" did not answer within {self._timeout.total:.0f}s') from None
+                f'replica "{replica}" did not answer within {self._timeout.total:.0f}s', code="unavailable") from None
         except aiohttp.ClientError as exc:
-            raise errors.GatewayError(f'replica "{replica}" could not be reached: {exc}') from None
+            raise errors.GatewayError(f'replica "{replica}" could not be reached: {exc}', code="unavailable") from None
 
     async def chat(self, namespace: str, cluster: str, replica: str, address: str, message: str,
                    conversation_id: str) -> dict[str, Any]:
-        status, _, answer = await self.post(namespace, cluster, replica, f"{address}/chat",
-                                            json_body={"message": message, "conversation_id": conversation_id})
+        status, headers, answer = await self.post(namespace, cluster, replica, f"{address}/chat",
+                                                  json_body={"message": message, "conversation_id": conversation_id})
         if status != 200:
-            raise errors.GatewayError(
-                f'replica "{replica}" refused the chat (HTTP {status}): {answer.get("error") or answer}')
+            raise refusal(f'replica "{replica}" refused the chat (HTTP {status}): {answer.get("error") or answer}',
+                          status, headers)
         return answer
+
+    async def start_run(self, namespace: str, cluster: str, replica: str, address: str, function: str,
+                        payload: dict[str, Any]) -> dict[str, Any]:
+        """Start a manual run of `function` and answer at once (the replica's 202: run id,
+        replica); the run finishes on the replica and is recorded in `runs`."""
+        status, headers, answer = await self.post(
+            namespace, cluster, replica, f"{address}/run/{function}",
+            json_body={"trigger": "manual", "wait": False, "payload": payload})
+        if status != 202 or not isinstance(answer.get("run_id"), int):
+            raise refusal(f'replica "{replica}" did not start function "{function}" (HTTP {status}): '
+                          f'{answer.get("error") or answer}', status, headers)
+        return answer
+
+
+def refusal(message: str, status: int, headers: Mapping[str, str]) -> errors.GatewayError:
+    """A replica's refusal, coded by its HTTP status (agent_runtime/server.py): 404 an unknown
+    function or webhook, 400 a bad request, 429 at its concurrency limit and 503 not able yet
+    (both with Retry-After), 502 a run or turn that failed."""
+    retry = headers.get("retry-after")
+    code: errors.Code = {404: "not_found", 400: "invalid", 409: "conflict"}.get(status, "unavailable")
+    return errors.GatewayError(message, code=code,
+                               retry_after_seconds=int(retry) if retry and retry.isdigit() else None)
 
     async def deliver(self, namespace: str, cluster: str, replica: str, address: str, webhook: str,
                       body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
