@@ -1,12 +1,14 @@
-"""HTTP calls from the gateway to a replica's runtime (`/chat`, `/hooks/{webhook}`), with the
-cluster's replica token (agent_api.replica_auth): a replica answers no one without it.
+"""HTTP calls from the gateway to a replica's runtime (`/chat`, `/run/{function}`,
+`/hooks/{webhook}`), with the cluster's replica token (agent_api.replica_auth): a replica
+answers no one without it.
 
 Over HTTP the gateway derives each cluster's token from the master key and reads no Secret;
 over stdio it reads the cluster's token Secret as the kubeconfig's user, so a local user
 reaches only the replicas whose Secret their own RBAC lets them read.
 
 Whatever goes wrong on the way (the replica went away, timed out, answered an error) becomes a
-GatewayError naming the replica and the runtime's own words.
+GatewayError naming the replica and the runtime's own words, coded by what happened
+(`refusal`: the replica's HTTP status; no answer at all: `unavailable`).
 """
 
 from __future__ import annotations
