@@ -105,6 +105,13 @@ class RuntimeClient:
                           f'{answer.get("error") or answer}', status, headers)
         return answer
 
+    async def deliver(self, namespace: str, cluster: str, replica: str, address: str, webhook: str,
+                      body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        """Forward a webhook delivery as received (raw body, signature headers): the replica
+        verifies and runs it."""
+        return await self.post(namespace, cluster, replica, f"{address}/hooks/{webhook}", data=body,
+                               headers=headers)
+
 
 def refusal(message: str, status: int, headers: Mapping[str, str]) -> errors.GatewayError:
     """A replica's refusal, coded by its HTTP status (agent_runtime/server.py): 404 an unknown
@@ -114,10 +121,3 @@ def refusal(message: str, status: int, headers: Mapping[str, str]) -> errors.Gat
     code: errors.Code = {404: "not_found", 400: "invalid", 409: "conflict"}.get(status, "unavailable")
     return errors.GatewayError(message, code=code,
                                retry_after_seconds=int(retry) if retry and retry.isdigit() else None)
-
-    async def deliver(self, namespace: str, cluster: str, replica: str, address: str, webhook: str,
-                      body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, str], dict[str, Any]]:
-        """Forward a webhook delivery as received (raw body, signature headers): the replica
-        verifies and runs it."""
-        return await self.post(namespace, cluster, replica, f"{address}/hooks/{webhook}", data=body,
-                               headers=headers)
