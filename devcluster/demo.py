@@ -170,7 +170,8 @@ class McpWalkthrough:
                                              read_timeout_seconds=300)
         text = " ".join(getattr(c, "text", "") for c in result.content)
         if result.is_error:
-            print(f"  \033[31merror:\033[0m {text}", flush=True)
+            code = (result.structured_content or {}).get("code", "?")
+            print(f"  \033[31merror ({code}):\033[0m {text}", flush=True)
             return {}
         answer = result.structured_content or {}
         print("  " + json.dumps(answer, indent=2, default=str).replace("\n", "\n  ")[:2500], flush=True)
