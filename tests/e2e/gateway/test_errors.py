@@ -99,3 +99,10 @@ async def test_every_tool_refuses_bad_input_with_a_clear_message_and_a_code(gate
             # The program reads the code; the person reads the same sentence beside it.
             assert refused.code == code, (tool, arguments, refused.structured)
             assert expected in refused.structured["message"], (tool, arguments, refused.structured)
+
+
+async def test_an_unknown_tool_is_not_found(gateway, namespace, token_for):
+    async with mcpclient.connect(gateway.mcp_url, token_for(namespace)) as mcp:
+        refused = await mcp.refusal("summon_agent", name="agent", namespace=namespace)
+    assert "Unknown tool: summon_agent" in str(refused)
+    assert refused.code == "not_found", refused.structured
