@@ -14,6 +14,8 @@ from agent_gateway import deps, errors, results, spec_edit, store
 from agent_gateway.tools import common, replicas
 
 RunId = Annotated[int, Field(ge=1, description="a run id, from run_function or list_runs")]
+# How long a replica takes to apply a spec change it was told about (NOTIFY, then one read).
+SPEC_CATCH_UP_SECONDS = 2
 
 
 def register(server: MCPServer, d: deps.Deps) -> None:
@@ -45,8 +47,18 @@ def register(server: MCPServer, d: deps.Deps) -> None:
         obj = await d.kube.get(ns, name)
         spec_edit.require_function(obj.get("spec") or {}, function, name)
         target = await replicas.route(d, ns, obj, replica)
-        async with d.registry.dispatching(ns, name, target.name):
-            answer = await d.runtime.start_run(ns, name, target.name, target.address, function, payload or {})
+        try:
+            async with d.registry.dispatching(ns, name, target.name):
+                answer = await d.runtime.start_run(ns, name, target.name, target.address, function, payload or {})
+        except errors.GatewayError as refused:
+            if refused.code != "not_found":
+                raise
+            # The spec has it (checked above): the replica has not applied that change yet (the
+            # operator stores each generation, the replica loads it on NOTIFY, within seconds).
+            raise errors.GatewayError(
+                f'replica "{target.name}" has not loaded function "{function}" yet (a spec change reaches the '
+                "replicas within seconds); try again shortly", code="unavailable",
+                retry_after_seconds=SPEC_CATCH_UP_SECONDS) from None
         return results.RunStarted(agent=name, run_id=answer["run_id"], replica=answer.get("replica") or target.name,
                                   function=function, status=answer.get("status") or "running")
 

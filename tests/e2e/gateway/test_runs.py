@@ -23,6 +23,19 @@ async def finished(mcp: mcpclient.Session, agent: str, run_id: int, namespace: s
         await asyncio.sleep(0.5)
 
 
+async def start(mcp: mcpclient.Session, within: float = 30, **arguments: object) -> dict:
+    """run_function, again while the replica has not loaded a just-added function (the gateway
+    answers `unavailable` with a retry time for that)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await mcp.call("run_function", **arguments)
+        except mcpclient.ToolFailed as refused:
+            if refused.code != "unavailable" or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(refused.structured.get("retry_after_seconds", 1))
+
+
 async def agent_with_functions(mcp: mcpclient.Session, name: str, namespace: str, replicas: int) -> list[str]:
     await mcp.call("make_agent", name=name, ai_provider="echo", namespace=namespace)
     await mcp.call("add_function", agent_name=name, function_name="work",
@@ -35,7 +48,7 @@ async def agent_with_functions(mcp: mcpclient.Session, name: str, namespace: str
 async def test_run_function_on_any_replica_then_get_run_reads_its_output(gateway, namespace, token_for):
     async with mcpclient.connect(gateway.mcp_url, token_for(namespace)) as mcp:
         members = await agent_with_functions(mcp, "worker", namespace, 2)
-        started = await mcp.call("run_function", name="worker", function="work", payload={"page": 3},
+        started = await start(mcp, name="worker", function="work", payload={"page": 3},
                                  namespace=namespace)
         assert started["replica"] in members and started["status"] == "running" and started["run_id"] > 0
         run = await finished(mcp, "worker", started["run_id"], namespace)
@@ -53,7 +66,7 @@ async def test_run_function_on_a_named_replica_runs_there(gateway, namespace, to
     async with mcpclient.connect(gateway.mcp_url, token_for(namespace)) as mcp:
         members = await agent_with_functions(mcp, "worker", namespace, 2)
         for replica in members:
-            started = await mcp.call("run_function", name="worker", function="work", replica=replica,
+            started = await start(mcp, name="worker", function="work", replica=replica,
                                      namespace=namespace)
             run = await finished(mcp, "worker", started["run_id"], namespace)
             assert started["replica"] == run["replica"] == run["output"]["result"]["replica"] == replica
@@ -62,7 +75,7 @@ async def test_run_function_on_a_named_replica_runs_there(gateway, namespace, to
 async def test_get_run_of_a_failed_run_carries_its_error(gateway, namespace, token_for):
     async with mcpclient.connect(gateway.mcp_url, token_for(namespace)) as mcp:
         await agent_with_functions(mcp, "worker", namespace, 1)
-        started = await mcp.call("run_function", name="worker", function="broken", namespace=namespace)
+        started = await start(mcp, name="worker", function="broken", namespace=namespace)
         run = await finished(mcp, "worker", started["run_id"], namespace)
     assert run["status"] == "failed" and "does_not_exist" in run["error"], run
 
@@ -71,7 +84,7 @@ async def test_unknown_runs_functions_and_replicas_are_not_found(gateway, namesp
     async with mcpclient.connect(gateway.mcp_url, token_for(namespace)) as mcp:
         await agent_with_functions(mcp, "worker", namespace, 1)
         await agent_with_functions(mcp, "other", namespace, 1)
-        started = await mcp.call("run_function", name="other", function="work", namespace=namespace)
+        started = await start(mcp, name="other", function="work", namespace=namespace)
         cases = [
             ("get_run", {"name": "worker", "run_id": 999_999_999}, 'agent "worker" has no run 999999999'),
             # a run of another agent is not this agent's
@@ -93,7 +106,7 @@ async def test_unknown_runs_functions_and_replicas_are_not_found(gateway, namesp
 async def test_runs_of_another_namespace_are_forbidden(gateway, namespace, make_namespace, token_for):
     async with mcpclient.connect(gateway.mcp_url, token_for(namespace)) as mcp:
         await agent_with_functions(mcp, "worker", namespace, 1)
-        started = await mcp.call("run_function", name="worker", function="work", namespace=namespace)
+        started = await start(mcp, name="worker", function="work", namespace=namespace)
     elsewhere = make_namespace()
     async with mcpclient.connect(gateway.mcp_url, token_for(elsewhere)) as outsider:
         for tool, arguments in (("get_run", {"run_id": started["run_id"]}), ("run_function", {"function": "work"})):
