@@ -126,7 +126,7 @@ def current_caller(local: Caller | None) -> Caller:
             return local
         raise errors.GatewayError(
             "no bearer token came with this call: the gateway acts only for an authenticated caller. "
-            "Send Authorization: Bearer <a Kubernetes token minted for this gateway>")
+            "Send Authorization: Bearer <a Kubernetes token minted for this gateway>", code="forbidden")
     claims = access.claims or {}
     extra = tuple(sorted((k, tuple(v)) for k, v in (claims.get("extra") or {}).items()))
     return Caller(username=access.subject or access.client_id, groups=tuple(claims.get("groups") or ()),
@@ -150,8 +150,8 @@ class Authorizer:
             resource = constants.PLURAL + (f"/{subresource}" if subresource else "")
             raise errors.GatewayError(
                 f'forbidden: {caller.username} may not {verb} {resource}.{constants.GROUP} in namespace '
-                f'"{namespace}" (Kubernetes RBAC; ask for a Role granting it)'
-            )
+                f'"{namespace}" (Kubernetes RBAC; ask for a Role granting it)',
+                code="forbidden")
 
     async def require_secret_access(self, caller: Caller, namespace: str,
                                     uses: list[secret_refs.SecretUse]) -> None:
@@ -168,7 +168,8 @@ class Authorizer:
                 denied.add(name)
         if denied:
             raise errors.GatewayError(
-                secret_refs.refusal(caller.username, namespace, [use for use in uses if use.secret in denied]))
+                secret_refs.refusal(caller.username, namespace, [use for use in uses if use.secret in denied]),
+                code="forbidden")
 
     async def _allowed(self, caller: Caller, attributes: client.V1ResourceAttributes) -> bool:
         key = (caller, attributes.namespace, attributes.verb, attributes.group, attributes.resource,
@@ -181,7 +182,8 @@ class Authorizer:
                     {k: list(v) for k, v in caller.extra} or None, attributes)
             except ApiException as exc:
                 raise errors.GatewayError(
-                    f"could not check permissions with the API server: {errors.api_message(exc)}") from None
+                    f"could not check permissions with the API server: {errors.api_message(exc)}",
+                    code="unavailable") from None
             allowed = bool(status.allowed)
             self._cache.put(key, allowed)
         return bool(allowed)

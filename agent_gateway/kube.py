@@ -64,13 +64,13 @@ class Kube:
             if exc.status == 404:
                 known = [item["metadata"]["name"] for item in await self.list(namespace)]
                 raise errors.unknown_agent(namespace, name, known) from None
-            raise errors.GatewayError(f"reading agent {name!r}: {errors.api_message(exc)}") from None
+            raise errors.from_api(exc, f"reading agent {name!r}: {errors.api_message(exc)}") from None
 
     async def list(self, namespace: str) -> list[dict]:
         try:
             found = await asyncio.to_thread(self._objects.list_namespaced_custom_object, G, V, namespace, P)
         except ApiException as exc:
-            raise errors.GatewayError(f"listing agents: {errors.api_message(exc)}") from None
+            raise errors.from_api(exc, f"listing agents: {errors.api_message(exc)}") from None
         return sorted(found.get("items") or [], key=lambda item: item["metadata"]["name"])
 
     async def create(self, namespace: str, body: dict) -> dict:
@@ -79,9 +79,9 @@ class Kube:
         except ApiException as exc:
             if exc.status == 409:
                 raise errors.GatewayError(
-                    f'an agent named "{body["metadata"]["name"]}" already exists in namespace "{namespace}"'
-                ) from None
-            raise errors.GatewayError(errors.api_message(exc)) from None
+                    f'an agent named "{body["metadata"]["name"]}" already exists in namespace "{namespace}"',
+                    code="conflict") from None
+            raise errors.from_api(exc) from None
 
     async def update_spec(self, namespace: str, name: str, edit: Callable[[dict], dict],
                           authorize: Callable[[dict, dict], Awaitable[None]] | None = None) -> dict:
@@ -101,8 +101,8 @@ class Kube:
             except errors.Conflict:
                 continue
         raise errors.GatewayError(
-            f"agent {name!r} kept changing while this edit was applied ({CONFLICT_RETRIES} conflicts); try again"
-        )
+            f"agent {name!r} kept changing while this edit was applied ({CONFLICT_RETRIES} conflicts); try again",
+            code="conflict")
 
     async def scale(self, namespace: str, name: str, replicas: int) -> dict:
         for _ in range(CONFLICT_RETRIES):
@@ -115,8 +115,8 @@ class Kube:
             except ApiException as exc:
                 if exc.status == 409:
                     continue
-                raise errors.GatewayError(errors.api_message(exc)) from None
-        raise errors.GatewayError(f"agent {name!r} kept changing while scaling; try again")
+                raise errors.from_api(exc) from None
+        raise errors.GatewayError(f"agent {name!r} kept changing while scaling; try again", code="conflict")
 
     async def delete(self, namespace: str, name: str) -> None:
         try:
@@ -124,7 +124,7 @@ class Kube:
         except ApiException as exc:
             if exc.status == 404:
                 raise errors.unknown_agent(namespace, name) from None
-            raise errors.GatewayError(errors.api_message(exc)) from None
+            raise errors.from_api(exc) from None
 
     async def _patch(self, namespace: str, name: str, patch: dict) -> dict:
         try:
@@ -133,7 +133,7 @@ class Kube:
         except ApiException as exc:
             if exc.status == 409:
                 raise errors.Conflict() from None
-            raise errors.GatewayError(errors.api_message(exc)) from None
+            raise errors.from_api(exc) from None
 
     # --- Pods ---------------------------------------------------------------------------
 
@@ -145,8 +145,8 @@ class Kube:
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            raise errors.GatewayError(
-                f"reading pod {name!r} in namespace {namespace!r}: {errors.api_message(exc)}") from None
+            raise errors.from_api(
+                exc, f"reading pod {name!r} in namespace {namespace!r}: {errors.api_message(exc)}") from None
 
     # --- Secrets ------------------------------------------------------------------------
 
@@ -157,14 +157,15 @@ class Kube:
         try:
             secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
         except ApiException as exc:
-            raise errors.GatewayError(
-                f'the replica tokens of namespace "{namespace}" are in Secret "{name}", which could not be read '
+            raise errors.from_api(
+                exc, f'the replica tokens of namespace "{namespace}" are in Secret "{name}", which could not be read '
                 f"as the kubeconfig's user: {errors.api_message(exc)}. Over stdio, chat needs `get` on that "
                 f'Secret (a Role with resourceNames: ["{name}"])') from None
         raw = (secret.data or {}).get(cluster)
         if not raw:
             raise errors.GatewayError(f'Secret "{name}" has no token for agent "{cluster}" yet; the operator writes '
-                                      "it, try again in a few seconds")
+                                      "it, try again in a few seconds", code="unavailable",
+                                      retry_after_seconds=errors.RETRY_SECONDS)
         return base64.b64decode(raw).decode()
 
     # --- Authentication and authorization ------------------------------------------------

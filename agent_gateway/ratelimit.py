@@ -45,5 +45,5 @@ class RateLimiter:
         if count > self.per_minute:
             raise errors.GatewayError(
                 f"rate limit exceeded: {caller_name} made {count} tool calls this minute; the limit is "
-                f"{self.per_minute} per minute per caller; retry in {wait}s"
-            )
+                f"{self.per_minute} per minute per caller; retry in {wait}s", code="rate_limited",
+                retry_after_seconds=wait)

@@ -148,3 +148,19 @@ class RunList(BaseModel):
     agent: str
     replica: str | None
     runs: list[RunInfo]
+
+
+class RunStarted(BaseModel):
+    agent: str
+    run_id: int = Field(description="read the run with get_run")
+    replica: str = Field(description="the replica running it")
+    function: str
+    status: str = Field(description="running: the run has started; get_run shows how it ends")
+
+
+class RunDetail(RunInfo):
+    agent: str
+    output: Any = Field(default=None, description="what the function returned (a prompt function: the loop's "
+                                                  "record, reply included)")
+    stop_reason: str | None = Field(default=None, description="why a prompt function's agent loop ended; None "
+                                                              "for python and http functions")

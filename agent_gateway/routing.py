@@ -67,17 +67,17 @@ def pinned(agent: dict, replica: str, live: list[Live]) -> Live:
         raise errors.GatewayError(
             f'replica "{replica}" of agent "{name}" is archived (removed by scale-down at '
             f'{archived[replica].get("archivedAt")}): its state and history stay readable, but it no '
-            f"longer runs or chats. Live replicas: {listing}"
-        )
+            f"longer runs or chats. Live replicas: {listing}", code="conflict")
     if replica not in members:
-        raise errors.GatewayError(f'agent "{name}" has no replica named "{replica}". Live replicas: {listing}')
+        raise errors.GatewayError(f'agent "{name}" has no replica named "{replica}". Live replicas: {listing}',
+                                  code="not_found")
     found = next((c for c in live if c.name == replica), None)
     if found is None or not found.ready:
         phase = members[replica].get("phase") or "unknown"
         raise errors.GatewayError(
             f'replica "{replica}" of agent "{name}" is not ready yet (pod phase {phase}); try again in a '
-            "few seconds, or leave replica out to use any ready one"
-        )
+            "few seconds, or leave replica out to use any ready one",
+            code="unavailable", retry_after_seconds=errors.RETRY_SECONDS)
     return found
 
 
@@ -86,11 +86,11 @@ def no_ready_replica(agent: dict) -> errors.GatewayError:
     status = agent.get("status") or {}
     wanted = (agent.get("spec") or {}).get("replicas", 1)
     if wanted == 0:
-        return errors.GatewayError(f'agent "{name}" has 0 replicas; scale_agent it to at least 1 first')
+        return errors.GatewayError(f'agent "{name}" has 0 replicas; scale_agent it to at least 1 first',
+                                   code="conflict")
     return errors.GatewayError(
         f'agent "{name}" has no ready replica yet ({status.get("readyReplicas", 0)} of {wanted} ready); '
-        "try again in a few seconds"
-    )
+        "try again in a few seconds", code="unavailable", retry_after_seconds=errors.RETRY_SECONDS)
 
 
 # The operator's pod layout (agent_operator/pods.py), which the gateway may not import: the

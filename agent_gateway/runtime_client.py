@@ -1,12 +1,14 @@
-"""HTTP calls from the gateway to a replica's runtime (`/chat`, `/hooks/{webhook}`), with the
-cluster's replica token (agent_api.replica_auth): a replica answers no one without it.
+"""HTTP calls from the gateway to a replica's runtime (`/chat`, `/run/{function}`,
+`/hooks/{webhook}`), with the cluster's replica token (agent_api.replica_auth): a replica
+answers no one without it.
 
 Over HTTP the gateway derives each cluster's token from the master key and reads no Secret;
 over stdio it reads the cluster's token Secret as the kubeconfig's user, so a local user
 reaches only the replicas whose Secret their own RBAC lets them read.
 
 Whatever goes wrong on the way (the replica went away, timed out, answered an error) becomes a
-GatewayError naming the replica and the runtime's own words.
+GatewayError naming the replica and the runtime's own words, coded by what happened
+(`refusal`: the replica's HTTP status; no answer at all: `unavailable`).
 """
 
 from __future__ import annotations
@@ -78,17 +80,29 @@ class RuntimeClient:
                         answer if isinstance(answer, dict) else {"result": answer})
         except TimeoutError:
             raise errors.GatewayError(
-                f'replica "{replica}" did not answer within {self._timeout.total:.0f}s') from None
+                f'replica "{replica}" did not answer within {self._timeout.total:.0f}s', code="unavailable") from None
         except aiohttp.ClientError as exc:
-            raise errors.GatewayError(f'replica "{replica}" could not be reached: {exc}') from None
+            raise errors.GatewayError(f'replica "{replica}" could not be reached: {exc}', code="unavailable") from None
 
     async def chat(self, namespace: str, cluster: str, replica: str, address: str, message: str,
                    conversation_id: str) -> dict[str, Any]:
-        status, _, answer = await self.post(namespace, cluster, replica, f"{address}/chat",
-                                            json_body={"message": message, "conversation_id": conversation_id})
+        status, headers, answer = await self.post(namespace, cluster, replica, f"{address}/chat",
+                                                  json_body={"message": message, "conversation_id": conversation_id})
         if status != 200:
-            raise errors.GatewayError(
-                f'replica "{replica}" refused the chat (HTTP {status}): {answer.get("error") or answer}')
+            raise refusal(f'replica "{replica}" refused the chat (HTTP {status}): {answer.get("error") or answer}',
+                          status, headers)
+        return answer
+
+    async def start_run(self, namespace: str, cluster: str, replica: str, address: str, function: str,
+                        payload: dict[str, Any]) -> dict[str, Any]:
+        """Start a manual run of `function` and answer at once (the replica's 202: run id,
+        replica); the run finishes on the replica and is recorded in `runs`."""
+        status, headers, answer = await self.post(
+            namespace, cluster, replica, f"{address}/run/{function}",
+            json_body={"trigger": "manual", "wait": False, "payload": payload})
+        if status != 202 or not isinstance(answer.get("run_id"), int):
+            raise refusal(f'replica "{replica}" did not start function "{function}" (HTTP {status}): '
+                          f'{answer.get("error") or answer}', status, headers)
         return answer
 
     async def deliver(self, namespace: str, cluster: str, replica: str, address: str, webhook: str,
@@ -97,3 +111,13 @@ class RuntimeClient:
         verifies and runs it."""
         return await self.post(namespace, cluster, replica, f"{address}/hooks/{webhook}", data=body,
                                headers=headers)
+
+
+def refusal(message: str, status: int, headers: Mapping[str, str]) -> errors.GatewayError:
+    """A replica's refusal, coded by its HTTP status (agent_runtime/server.py): 404 an unknown
+    function or webhook, 400 a bad request, 429 at its concurrency limit and 503 not able yet
+    (both with Retry-After), 502 a run or turn that failed."""
+    retry = headers.get("retry-after")
+    code: errors.Code = {404: "not_found", 400: "invalid", 409: "conflict"}.get(status, "unavailable")
+    return errors.GatewayError(message, code=code,
+                               retry_after_seconds=int(retry) if retry and retry.isdigit() else None)

@@ -26,7 +26,7 @@ def validated(spec: dict[str, Any], agent: str) -> dict[str, Any]:
         models.AgentClusterSpec.model_validate(spec)
     except ValidationError as exc:
         lines = [f"spec.{line}" if not line.startswith("spec") else line for line in models.error_messages(exc)]
-        raise errors.GatewayError(f'invalid change to agent "{agent}": ' + "; ".join(lines)) from None
+        raise errors.GatewayError(f'invalid change to agent "{agent}": ' + "; ".join(lines), code="invalid") from None
     return spec
 
 
@@ -35,7 +35,8 @@ def check_name(name: str) -> None:
     try:
         models.ObjectMeta(name=name)
     except ValidationError:
-        raise errors.GatewayError(f'invalid agent name "{name}": {models.CLUSTER_NAME_MESSAGE}') from None
+        raise errors.GatewayError(f'invalid agent name "{name}": {models.CLUSTER_NAME_MESSAGE}',
+                                  code="invalid") from None
 
 
 def names(spec: dict[str, Any], kind: str) -> list[str]:
@@ -46,7 +47,8 @@ def add_item(spec: dict[str, Any], kind: str, item: dict[str, Any], agent: str) 
     existing = names(spec, kind)
     if item["name"] in existing:
         raise errors.GatewayError(
-            f'agent "{agent}" already has a {kind} named "{item["name"]}"; remove it first or pick another name')
+            f'agent "{agent}" already has a {kind} named "{item["name"]}"; remove it first or pick another name',
+            code="conflict")
     new = copy.deepcopy(spec)
     new.setdefault(LISTS[kind], []).append(item)
     return validated(new, agent)
@@ -56,7 +58,8 @@ def remove_item(spec: dict[str, Any], kind: str, name: str, agent: str) -> dict[
     existing = names(spec, kind)
     if name not in existing:
         listing = ", ".join(existing) or "none"
-        raise errors.GatewayError(f'agent "{agent}" has no {kind} named "{name}"; its {LISTS[kind]}: {listing}')
+        raise errors.GatewayError(f'agent "{agent}" has no {kind} named "{name}"; its {LISTS[kind]}: {listing}',
+                                  code="not_found")
     new = copy.deepcopy(spec)
     new[LISTS[kind]] = [item for item in new[LISTS[kind]] if item["name"] != name]
     if not new[LISTS[kind]]:
@@ -69,7 +72,8 @@ def require_function(spec: dict[str, Any], function: str, agent: str) -> None:
     if function not in defined:
         listing = ", ".join(defined) or "none"
         raise errors.GatewayError(
-            f'agent "{agent}" has no function named "{function}" (defined: {listing}); add it with add_function first')
+            f'agent "{agent}" has no function named "{function}" (defined: {listing}); add it with add_function first',
+            code="not_found")
 
 
 def remove_function(spec: dict[str, Any], name: str, agent: str) -> dict[str, Any]:
@@ -79,7 +83,8 @@ def remove_function(spec: dict[str, Any], name: str, agent: str) -> dict[str, An
               if name in ((f.get("prompt") or {}).get("tools") or [])]
     if users:
         raise errors.GatewayError(
-            f'function "{name}" of agent "{agent}" is still used by {", ".join(users)}; remove those first')
+            f'function "{name}" of agent "{agent}" is still used by {", ".join(users)}; remove those first',
+            code="conflict")
     return remove_item(spec, "function", name, agent)
 
 
@@ -100,7 +105,7 @@ def add_schedule(spec: dict[str, Any], schedule: dict[str, Any], agent: str) -> 
         raise errors.GatewayError(
             f'invalid schedule "{schedule["name"]}" for agent "{agent}": {exc} '
             "(cron_expression/timezone; 5 fields minute hour day month weekday, or 6 with a leading "
-            "seconds field, e.g. '*/5 * * * * *' for every 5 seconds)") from None
+            "seconds field, e.g. '*/5 * * * * *' for every 5 seconds)", code="invalid") from None
     require_function(spec, schedule["function"], agent)
     return add_item(spec, "schedule", schedule, agent)
 

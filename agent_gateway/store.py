@@ -55,7 +55,7 @@ class Store:
         if size > max_value_bytes:
             raise errors.GatewayError(
                 f"value for key {key!r} in {where} is {size} bytes; the limit is {max_value_bytes} bytes "
-                "per value (spec.limits.stateMaxValueBytes)")
+                "per value (spec.limits.stateMaxValueBytes)", code="invalid")
         async with self._pool.acquire() as conn, conn.transaction():
             await self._check_writable(conn, namespace, cluster, scope)
             await conn.execute(queries.SQL["LockStateScope"], namespace, cluster, scope)
@@ -63,7 +63,7 @@ class Store:
             if others + size > max_total_bytes:
                 raise errors.GatewayError(
                     f"writing key {key!r} would make {where} {others + size} bytes; the limit is "
-                    f"{max_total_bytes} bytes (spec.limits.stateMaxTotalBytes)")
+                    f"{max_total_bytes} bytes (spec.limits.stateMaxTotalBytes)", code="invalid")
             await conn.execute(queries.SQL["PutState"], namespace, cluster, scope, key, encoded, size)
         return size
 
@@ -76,6 +76,10 @@ class Store:
     async def runs(self, namespace: str, cluster: str, replica: str | None, limit: int) -> list[asyncpg.Record]:
         return await self._pool.fetch(queries.SQL["ListRuns"], namespace, cluster, replica, limit)
 
+    async def run(self, namespace: str, cluster: str, run_id: int) -> asyncpg.Record | None:
+        """One run of this agent, or None (no such run, or another agent's)."""
+        return await self._pool.fetchrow(queries.SQL["GetRun"], namespace, cluster, run_id)
+
     @staticmethod
     async def _check_writable(conn: asyncpg.Connection, namespace: str, cluster: str, scope: str) -> None:
         if scope == SHARED:
@@ -84,7 +88,7 @@ class Store:
         if archived:
             raise errors.GatewayError(
                 f'replica "{scope}" of agent "{cluster}" is archived: its state is kept and readable, '
-                "but read-only")
+                "but read-only", code="conflict")
 
 
 def iso(value: dt.datetime | None) -> str | None:

@@ -6,7 +6,8 @@
    archived), and back up to five (two names never seen before);
 4. the same story through MCP, as an AI client would tell it: the gateway's tools called with
    the official MCP client and a ServiceAccount token minted for the gateway (make, a signed
-   webhook, scale, schedules in single and cluster mode, chat with replica affinity, archived
+   webhook, scale, schedules in single and cluster mode, a function run now and read back, chat
+   with replica affinity (the echo engine says how many earlier turns it was given), archived
    state, scale back up, a webhook delivery and its refused replay).
 
 Everything runs in a temporary directory and is stopped at the end (`--keep` leaves it up).
@@ -169,7 +170,8 @@ class McpWalkthrough:
                                              read_timeout_seconds=300)
         text = " ".join(getattr(c, "text", "") for c in result.content)
         if result.is_error:
-            print(f"  \033[31merror:\033[0m {text}", flush=True)
+            code = (result.structured_content or {}).get("code", "?")
+            print(f"  \033[31merror ({code}):\033[0m {text}", flush=True)
             return {}
         answer = result.structured_content or {}
         print("  " + json.dumps(answer, indent=2, default=str).replace("\n", "\n  ")[:2500], flush=True)
@@ -263,9 +265,23 @@ async def mcp_walkthrough(demo: Demo, url: str, token: str) -> None:
         await mcp.call("remove_schedule", agent_name=agent, schedule_name=single["name"])
         await mcp.call("remove_schedule", agent_name=agent, schedule_name=cluster["name"])
 
+        step("MCP: run a function now on a named replica, then read the run")
+        started = await mcp.call("run_function", name=agent, function="scraping.fetch", replica=first[1],
+                                 payload={"url": "https://example.org/post/2"})
+        run = await finished_run(mcp, agent, started["run_id"])
+        if run.get("status") != "succeeded":
+            raise RuntimeError(f"the manual run did not succeed: {run}")
+
         step("MCP: chat answers with the replica's name; pin it to continue with the one that remembers")
         hello = await mcp.call("chat_with_agent", name=agent, message="hello! which replica are you?")
-        await mcp.call("chat_with_agent", name=agent, message="do you remember me?", replica=hello["replica"])
+        pinned = await mcp.call("chat_with_agent", name=agent, message="do you remember me?",
+                                replica=hello["replica"])
+        other = next(name for name in first if name != hello["replica"])
+        elsewhere = await mcp.call("chat_with_agent", name=agent, message="do you remember me?", replica=other)
+        print(f"\n{hello['replica']} (pinned) was given the first turn; {other} has never seen this conversation:")
+        print(f"  {hello['replica']}: {pinned.get('reply')}\n  {other}: {elsewhere.get('reply')}")
+        if "1 earlier turn" not in pinned.get("reply", "") or "no earlier turns" not in elsewhere.get("reply", ""):
+            raise RuntimeError("the pinned follow-up did not keep its context (see the replies above)")
         for replica in first[3:]:
             await mcp.call("set_agent_state", agent_name=agent, key="cursor", value={"page": 7}, replica=replica)
 
@@ -280,6 +296,17 @@ async def mcp_walkthrough(demo: Demo, url: str, token: str) -> None:
 
     step("A signed webhook: run once; its replay and a stale delivery are refused")
     await deliver_webhooks(url.removesuffix("/mcp"), "default", agent, "/mentions")
+
+
+async def finished_run(mcp: McpWalkthrough, agent: str, run_id: int, within: float = 60) -> dict:
+    """get_run until the run has finished (a manual run starts at once and ends on its own)."""
+    deadline = time.monotonic() + within
+    while True:
+        run = await mcp.client.call_tool("get_run", {"name": agent, "run_id": run_id})
+        answer = run.structured_content or {}
+        if answer.get("status") != "running" or time.monotonic() > deadline:
+            return await mcp.call("get_run", name=agent, run_id=run_id)
+        await asyncio.sleep(0.5)
 
 
 def names(demo: Demo, cluster: str) -> list[tuple[int, str]]:

@@ -18,7 +18,7 @@ POLL_SECONDS = 0.5
 
 
 def register(server: MCPServer, d: deps.Deps) -> None:
-    @server.tool(annotations=common.WRITE)
+    @server.tool(annotations=common.ADD)
     async def make_agent(
         name: common.AgentName,
         namespace: common.Namespace = None,
@@ -50,7 +50,7 @@ def register(server: MCPServer, d: deps.Deps) -> None:
         created = await d.kube.create(ns, body)
         return common.changed(created, f'agent "{name}" created with 1 replica; scale it with scale_agent')
 
-    @server.tool(annotations=common.WRITE)
+    @server.tool(annotations=common.REPLACE)
     async def scale_agent(
         name: common.AgentName,
         replicas: Annotated[int, Field(ge=constants.MIN_REPLICAS, le=constants.MAX_REPLICAS)],
@@ -89,12 +89,13 @@ def register(server: MCPServer, d: deps.Deps) -> None:
             quota = next((c for c in status.get("conditions") or []
                           if c["type"] == constants.CONDITION_QUOTA_EXCEEDED and c["status"] == "True"), None)
             if quota is not None:
-                raise errors.GatewayError(f'agent "{name}" cannot grow to {replicas} replicas: {quota.get("message")}')
+                raise errors.GatewayError(
+                    f'agent "{name}" cannot grow to {replicas} replicas: {quota.get("message")}', code="forbidden")
             if time.monotonic() > deadline:
                 raise errors.GatewayError(
                     f'agent "{name}" is not there yet after {timeout:.0f}s: {len(settled)} of {replicas} members '
                     f"allocated, {len(ready)} ready. The scale continues in the background; check with "
-                    "describe_agent")
+                    "describe_agent", code="unavailable", retry_after_seconds=errors.RETRY_SECONDS)
             await asyncio.sleep(POLL_SECONDS)
 
     @server.tool(annotations=common.READ)
@@ -133,7 +134,8 @@ def register(server: MCPServer, d: deps.Deps) -> None:
         if not confirm:
             raise errors.GatewayError(
                 f'destroying agent "{name}" removes its {len(common.member_names(obj))} replicas and its state is '
-                f"{fate} (statePolicy.whenDeleted={policy}); call again with confirm=true to go ahead")
+                f"{fate} (statePolicy.whenDeleted={policy}); call again with confirm=true to go ahead",
+                code="invalid")
         await d.kube.delete(ns, name)
         return common.changed(obj, f'agent "{name}" is being deleted; its state is {fate}')
 
@@ -164,7 +166,8 @@ def register_archive(server: MCPServer, d: deps.Deps) -> None:
             if (found := _CURSOR.match(cursor)) is None:
                 raise errors.GatewayError(
                     f'cursor "{cursor}" is not one list_archived_replicas returned; pass next_cursor '
-                    "from the previous page unchanged, or leave cursor out to start from the newest")
+                    "from the previous page unchanged, or leave cursor out to start from the newest",
+                    code="invalid")
             after = (int(found[1]), found[2])
         # One row more than the page: whether there is a next page, without a second query.
         rows, total = await d.store.archived_page(ns, name, limit + 1, after)

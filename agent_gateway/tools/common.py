@@ -23,10 +23,20 @@ FunctionName = Annotated[str, Field(min_length=1, max_length=constants.DNS_LABEL
                                     description="lowercase words joined by dots, e.g. scraping.fetch-mentions")]
 StateKey = Annotated[str, Field(min_length=1, max_length=256)]
 
+# What each tool does to the agent, in MCP's hints (clients use them to decide what to confirm
+# and what to retry). destructive: may remove or overwrite something ("false: only additive
+# updates"); idempotent: the same call again changes nothing more; open world: reaches beyond
+# the cluster (the agent's model, the endpoints its functions call).
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
-WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
-REMOVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
+ADD = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+"""Creates something new (make_agent, add_*): nothing is lost; a second call adds another or is refused."""
+REPLACE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+"""Sets a value, overwriting what was there (set_agent_state, configure_*, scale_agent, whose
+scale-down deletes replicas); the same call again leaves the same result."""
+REMOVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+"""Deletes by name; again, there is nothing more to delete."""
 ACT = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+"""Runs the agent (chat, a function): each call is a new run that reaches its model or endpoints."""
 
 
 async def guard(d: deps.Deps, namespace: str | None, verb: str, subresource: str = "") -> tuple[auth.Caller, str]:

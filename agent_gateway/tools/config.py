@@ -54,7 +54,7 @@ def register(server: MCPServer, d: deps.Deps) -> None:
         obj = await common.update_spec(d, caller, ns, agent, change)
         return common.changed(obj, message)
 
-    @server.tool(annotations=common.WRITE)
+    @server.tool(annotations=common.ADD)
     async def add_function(
         agent_name: common.AgentName,
         function_name: common.FunctionName,
@@ -87,7 +87,7 @@ def register(server: MCPServer, d: deps.Deps) -> None:
                           lambda spec: spec_edit.remove_function(spec, function_name, agent_name),
                           f'function "{function_name}" removed')
 
-    @server.tool(annotations=common.WRITE)
+    @server.tool(annotations=common.REPLACE)
     async def configure_agent_ai(
         agent_name: common.AgentName,
         provider: Literal["openai", "anthropic", "echo"],
@@ -109,7 +109,7 @@ def register(server: MCPServer, d: deps.Deps) -> None:
         return await edit(namespace, agent_name, lambda spec: spec_edit.replace_field(spec, "ai", ai, agent_name),
                           f"AI engine set to {provider}" + (f" ({model})" if model else ""))
 
-    @server.tool(annotations=common.WRITE)
+    @server.tool(annotations=common.ADD)
     async def add_webhook(
         agent_name: common.AgentName,
         webhook_name: common.ItemName,
@@ -140,7 +140,7 @@ def register(server: MCPServer, d: deps.Deps) -> None:
                           lambda spec: spec_edit.remove_item(spec, "webhook", webhook_name, agent_name),
                           f'webhook "{webhook_name}" removed')
 
-    @server.tool(annotations=common.WRITE)
+    @server.tool(annotations=common.ADD)
     async def add_channel(
         agent_name: common.AgentName,
         channel_name: common.ItemName,
@@ -164,7 +164,7 @@ def register(server: MCPServer, d: deps.Deps) -> None:
                           lambda spec: spec_edit.remove_item(spec, "channel", channel_name, agent_name),
                           f'channel "{channel_name}" removed')
 
-    @server.tool(annotations=common.WRITE)
+    @server.tool(annotations=common.REPLACE)
     async def configure_mcp_servers(
         agent_name: common.AgentName,
         servers: Annotated[list[McpServerInput], Field(max_length=models.MAX_MCP_SERVERS)],
@@ -182,7 +182,7 @@ def register(server: MCPServer, d: deps.Deps) -> None:
                           lambda spec: spec_edit.replace_field(spec, "mcpServers", entries or None, agent_name),
                           f"{len(entries)} MCP server(s) configured")
 
-    @server.tool(annotations=common.WRITE)
+    @server.tool(annotations=common.REPLACE)
     async def configure_orchestration_limits(
         agent_name: common.AgentName,
         max_concurrent_runs: MaxConcurrentRuns = None,
@@ -201,7 +201,8 @@ def register(server: MCPServer, d: deps.Deps) -> None:
             "max_wall_clock_seconds": max_wall_clock_seconds, "max_function_calls": max_function_calls,
             "memory_max_tokens": memory_max_tokens}.items() if v is not None}
         if not given:
-            raise errors.GatewayError("configure_orchestration_limits: give at least one limit to change")
+            raise errors.GatewayError("configure_orchestration_limits: give at least one limit to change",
+                                      code="invalid")
         return await edit(
             namespace, agent_name,
             lambda spec: spec_edit.replace_field(spec, "limits", {**(spec.get("limits") or {}), **given}, agent_name),

@@ -1,10 +1,11 @@
-"""Resolving a replica name a caller gave: live, archived (readable, not writable), or unknown."""
+"""Resolving a replica name a caller gave: live, archived (readable, not writable), or unknown;
+and choosing the replica a chat or a run goes to."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from agent_gateway import errors, store
+from agent_gateway import deps, errors, routing, store
 
 
 async def resolve(db: store.Store, obj: dict[str, Any], replica: str | None, *, writing: bool) -> tuple[str, bool]:
@@ -23,10 +24,23 @@ async def resolve(db: store.Store, obj: dict[str, Any], replica: str | None, *, 
         if writing:
             raise errors.GatewayError(
                 f'replica "{replica}" of agent "{name}" is archived: its state is kept and readable, but '
-                f"read-only. Live replicas: {', '.join(live) or 'none'}")
+                f"read-only. Live replicas: {', '.join(live) or 'none'}", code="conflict")
         return replica, True
     if replica not in live:
         raise errors.GatewayError(
             f'agent "{name}" has no replica named "{replica}". Live replicas: {", ".join(live) or "none"}'
-            + (f"; archived: {', '.join(sorted(archived))}" if archived else ""))
+            + (f"; archived: {', '.join(sorted(archived))}" if archived else ""), code="not_found")
     return replica, False
+
+
+async def route(d: deps.Deps, namespace: str, obj: dict[str, Any], replica: str | None) -> routing.Live:
+    """The replica to send to: the pinned one (live and ready, or an error saying why not), or
+    the least busy ready member."""
+    name = obj["metadata"]["name"]
+    if replica is not None:
+        return routing.pinned(obj, replica, await d.registry.live(namespace, name))
+    members = {m["name"] for m in (obj.get("status") or {}).get("members") or []}
+    target = await d.registry.pick(namespace, name, members)
+    if target is None:
+        raise routing.no_ready_replica(obj)
+    return target

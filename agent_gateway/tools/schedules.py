@@ -12,7 +12,7 @@ from agent_gateway.tools import common
 
 
 def register(server: MCPServer, d: deps.Deps) -> None:
-    @server.tool(annotations=common.WRITE)
+    @server.tool(annotations=common.ADD)
     async def add_schedule(
         agent_name: common.AgentName,
         function_name: common.FunctionName,

@@ -13,7 +13,7 @@ from agent_gateway.tools import common, replicas
 
 
 def register(server: MCPServer, d: deps.Deps) -> None:
-    @server.tool(annotations=common.WRITE)
+    @server.tool(annotations=common.REPLACE)
     async def set_agent_state(agent_name: common.AgentName, key: common.StateKey, value: Any,
                               replica: common.ReplicaName | None = None,
                               namespace: common.Namespace = None) -> results.StateValue:
@@ -68,5 +68,5 @@ def register(server: MCPServer, d: deps.Deps) -> None:
         scope, _ = await replicas.resolve(d.store, obj, replica, writing=True)
         if not await d.store.delete(ns, agent_name, scope, key):
             where = f'replica "{replica}"' if replica else "the cluster-shared state"
-            raise errors.GatewayError(f'agent "{agent_name}" has no key {key!r} in {where}')
+            raise errors.GatewayError(f'agent "{agent_name}" has no key {key!r} in {where}', code="not_found")
         return results.StateValue(agent=agent_name, replica=replica, key=key, found=False)

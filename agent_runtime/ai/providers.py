@@ -8,10 +8,13 @@ its wire format through the official SDK and translates the answer back. Errors 
 job: both retry 408/409/429/5xx, connection errors and timeouts with exponential back-off
 (honouring `retry-after`) up to `max_retries`, and never retry a 401.
 
-The echo engine (no network, deterministic) replies `echo: <last user text>`. A user message
-may script tool calls for demos and benchmarks: every line `/call <tool> <json-arguments>`
-becomes a tool call on the model's first answer to that message; once the results are back it
-answers with them, e.g. `/call state_get {"key": "greeting"}`.
+The echo engine (no network, deterministic) replies `echo: <last user text>` followed by the
+memory it was given, `[1 earlier turn of this conversation; you last said: "..."]` (or `[no
+earlier turns of this conversation]`), so anyone can see that a pinned follow-up keeps context
+and an unpinned one on another replica does not. A user message may script tool calls for
+demos and benchmarks: every line `/call <tool> <json-arguments>` becomes a tool call on the
+model's first answer to that message; once the results are back it answers with them, e.g.
+`/call state_get {"key": "greeting"}`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Any, Literal, Protocol
 
 # Output tokens asked for per model call when the run's token budget allows more.
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
+# The echo engine quotes the last remembered message up to this length: enough to recognise it.
+ECHO_QUOTE_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -267,7 +272,7 @@ class EchoProvider:
             calls = tuple(self._scripted_calls(last.text))
             if calls:
                 return Completion("", calls, prompt_tokens, 8 * len(calls))
-            text = f"echo: {last.text}"
+            text = f"echo: {last.text} {self._memory(messages[:-1])}"
         else:
             results = []
             for message in reversed(messages):
@@ -276,6 +281,17 @@ class EchoProvider:
                 results.insert(0, message.text)
             text = "echo: tool results: " + " | ".join(results)
         return Completion(text, (), prompt_tokens, estimate_tokens(text))
+
+    @staticmethod
+    def _memory(earlier: list[Message]) -> str:
+        """What this turn was given of the conversation so far: its earlier user turns (the
+        runtime's memory keeps user messages and final replies), and the newest of them."""
+        said = [m.text for m in earlier if m.role == "user"]
+        if not said:
+            return "[no earlier turns of this conversation]"
+        last = said[-1] if len(said[-1]) <= ECHO_QUOTE_CHARS else said[-1][:ECHO_QUOTE_CHARS - 1] + "…"
+        turns = "1 earlier turn" if len(said) == 1 else f"{len(said)} earlier turns"
+        return f'[{turns} of this conversation; you last said: "{last}"]'
 
     @staticmethod
     def _scripted_calls(text: str) -> list[ToolCall]:

@@ -14,3 +14,9 @@ SELECT * FROM runs
 WHERE namespace = $1 AND cluster = $2 AND ($3::text IS NULL OR replica = $3)
 ORDER BY started_at DESC, id DESC
 LIMIT $4;
+
+-- name: GetRun
+-- One run of one agent (the gateway's get_run): the id alone is not enough, so a caller
+-- allowed to read one agent cannot read another's runs by guessing ids.
+SELECT * FROM runs
+WHERE namespace = $1 AND cluster = $2 AND id = $3;

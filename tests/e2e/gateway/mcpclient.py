@@ -12,7 +12,16 @@ from mcp.client.streamable_http import streamable_http_client
 
 
 class ToolFailed(AssertionError):
-    """A tool answered with an MCP tool error; the message is what the caller would read."""
+    """A tool answered with an MCP tool error; the message is what the caller would read, and
+    `structured` what a program would (the error's code)."""
+
+    def __init__(self, message: str, structured: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.structured = structured or {}
+
+    @property
+    def code(self) -> str | None:
+        return self.structured.get("code")
 
 
 class Session:
@@ -28,7 +37,7 @@ class Session:
                                              read_timeout_seconds=600)
         text = " ".join(getattr(c, "text", "") for c in result.content)
         if result.is_error:
-            raise ToolFailed(text)
+            raise ToolFailed(text, result.structured_content)
         return result.structured_content or {}
 
     async def error(self, tool: str, **arguments: Any) -> str:
@@ -37,6 +46,14 @@ class Session:
             answer = await self.call(tool, **arguments)
         except ToolFailed as failed:
             return str(failed)
+        raise AssertionError(f"{tool}({arguments}) was expected to fail; it answered {answer}")
+
+    async def refusal(self, tool: str, **arguments: Any) -> ToolFailed:
+        """The refusal of a call that must fail: its message and structured content."""
+        try:
+            answer = await self.call(tool, **arguments)
+        except ToolFailed as failed:
+            return failed
         raise AssertionError(f"{tool}({arguments}) was expected to fail; it answered {answer}")
 
 

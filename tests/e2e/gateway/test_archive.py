@@ -59,11 +59,13 @@ async def test_list_archived_replicas_pages_through_all_newest_first(gateway, k8
 async def test_list_archived_replicas_refuses_a_made_up_cursor_and_names_an_unknown_agent(
         gateway, namespace, token_for):
     async with mcpclient.connect(gateway.mcp_url, token_for(namespace)) as mcp:
-        bad_cursor = await mcp.error("list_archived_replicas", name="pager", namespace=namespace, cursor="page-2")
-        unknown = await mcp.error("list_archived_replicas", name="ghost", namespace=namespace)
+        bad_cursor = await mcp.refusal("list_archived_replicas", name="pager", namespace=namespace, cursor="page-2")
+        unknown = await mcp.refusal("list_archived_replicas", name="ghost", namespace=namespace)
 
-    assert 'cursor "page-2" is not one list_archived_replicas returned' in bad_cursor
-    assert 'no agent named "ghost"' in unknown
+    assert 'cursor "page-2" is not one list_archived_replicas returned' in str(bad_cursor)
+    assert bad_cursor.code == "invalid"
+    assert 'no agent named "ghost"' in str(unknown)
+    assert unknown.code == "not_found"
 
 
 async def test_list_archived_replicas_is_annotated_read_only(gateway, namespace, token_for):

@@ -20,7 +20,8 @@ async def test_a_caller_over_its_rate_limit_is_told_how_long_to_wait(
     limited = gateway_process.start(tmp_path, devcluster.kubeconfig, operator.database_url, redis_server.url,
                                     operator.replica_auth_key, rate_limit_per_minute=3)
     try:
-        refused, allowed = None, 0
+        refused: mcpclient.ToolFailed | None = None
+        allowed = 0
         async with mcpclient.connect(limited.mcp_url, token_for(namespace)) as mcp:
             # Fixed one-minute windows: ten quick calls straddle at most two of them, so at most
             # six can pass and a refusal must come.
@@ -29,12 +30,14 @@ async def test_a_caller_over_its_rate_limit_is_told_how_long_to_wait(
                     await mcp.call("list_agents", namespace=namespace)
                     allowed += 1
                 except mcpclient.ToolFailed as failed:
-                    refused = str(failed)
+                    refused = failed
                     break
     finally:
         limited.stop()
     assert refused is not None and 3 <= allowed <= 6
-    assert "the limit is 3 per minute per caller; retry in" in refused
+    assert "the limit is 3 per minute per caller; retry in" in str(refused)
+    assert refused.code == "rate_limited", refused.structured
+    assert 1 <= refused.structured["retry_after_seconds"] <= 61, refused.structured
 
 
 def _stdio_gateway(devcluster, operator, redis_server, namespace: str) -> StdioServerParameters:
@@ -65,4 +68,4 @@ async def test_chat_over_stdio_uses_the_token_secret_the_kubeconfig_user_can_rea
         await session.call("make_agent", name="local", ai_provider="echo")
         await session.call("scale_agent", name="local", replicas=1)
         answer = await session.call("chat_with_agent", name="local", message="hello over stdio")
-    assert answer["reply"] == "echo: hello over stdio"
+    assert answer["reply"] == "echo: hello over stdio [no earlier turns of this conversation]"

@@ -76,10 +76,14 @@ async def test_social_scraper(gateway, operator, namespace, token_for):
         await mcp.call("remove_schedule", agent_name=agent, schedule_name=cluster["name"], namespace=namespace)
 
         hello = await mcp.call("chat_with_agent", name=agent, message="hello, who are you?", namespace=namespace)
-        assert hello["replica"] in first and hello["reply"]
+        assert hello["replica"] in first
+        assert hello["reply"] == "echo: hello, who are you? [no earlier turns of this conversation]"
         follow = await mcp.call("chat_with_agent", name=agent, message="and what did I just ask?",
                                 replica=hello["replica"], namespace=namespace)
         assert follow["replica"] == hello["replica"]
+        # The echo engine shows the memory it was given: the pinned follow-up sees the first turn.
+        assert follow["reply"] == ('echo: and what did I just ask? [1 earlier turn of this conversation; '
+                                   'you last said: "hello, who are you?"]'), follow["reply"]
         assert follow["conversation_id"] == hello["conversation_id"]
         # The replica keeps the conversation under the caller's key and the id it chose.
         stored = chat.bound_conversation(auth.Caller(f"system:serviceaccount:{namespace}:mcp-caller"),
@@ -114,9 +118,10 @@ async def test_social_scraper(gateway, operator, namespace, token_for):
         assert kept["found"] and kept["archived"] and kept["value"] == {"page": 7, "by": gone}
         keys = await mcp.call("list_agent_state_keys", agent_name=agent, replica=gone, namespace=namespace)
         assert [k["key"] for k in keys["keys"]] == ["cursor"] and keys["archived"]
-        read_only = await mcp.error("set_agent_state", agent_name=agent, key="cursor", value=1, replica=gone,
-                                    namespace=namespace)
-        assert "archived" in read_only and "read-only" in read_only
+        read_only = await mcp.refusal("set_agent_state", agent_name=agent, key="cursor", value=1, replica=gone,
+                                      namespace=namespace)
+        assert "archived" in str(read_only) and "read-only" in str(read_only)
+        assert read_only.code == "conflict", read_only.structured
         history = await mcp.call("list_runs", agent_name=agent, replica=gone, namespace=namespace)
         assert history["runs"] and {r["replica"] for r in history["runs"]} == {gone}
 

@@ -162,7 +162,7 @@ async def test_a_replaced_pod_is_routed_to_once_its_new_address_is_registered():
 
 
 async def test_an_unreadable_pod_confirms_nothing():
-    k8s = CountingKube(errors.GatewayError("reading pod 'scraper-able-ant': pods is forbidden"))
+    k8s = CountingKube(errors.GatewayError("reading pod 'scraper-able-ant': pods is forbidden", code="forbidden"))
     authority = routing.PodAuthority(k8s)
     assert not await authority.confirms("ns", "scraper", "able-ant", ADDRESS)
 

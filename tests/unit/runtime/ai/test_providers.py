@@ -99,10 +99,28 @@ async def test_malformed_tool_call_is_a_clear_error(server, api):
     assert "state_get" in str(caught.value) and "{not json" in str(caught.value)
 
 
+async def test_echo_engine_says_how_many_earlier_turns_of_the_conversation_it_was_given():
+    echo = providers.build(providers.Settings("echo"))
+    history = [providers.Message("user", "my name is Ada"), providers.Message("assistant", "echo: my name is Ada"),
+               providers.Message("user", "I like owls"), providers.Message("assistant", "echo: I like owls")]
+    answer = await echo.complete(None, [*history, providers.Message("user", "who am I?")], [], 10)
+    assert answer.text == 'echo: who am I? [2 earlier turns of this conversation; you last said: "I like owls"]'
+    one = await echo.complete(None, [*history[:2], providers.Message("user", "again")], [], 10)
+    assert one.text == 'echo: again [1 earlier turn of this conversation; you last said: "my name is Ada"]'
+
+
+async def test_echo_engine_shortens_a_long_remembered_message():
+    echo = providers.build(providers.Settings("echo"))
+    long = "x" * 500
+    answer = await echo.complete(None, [providers.Message("user", long), providers.Message("assistant", "ok"),
+                                        providers.Message("user", "and?")], [], 10)
+    assert answer.text == f'echo: and? [1 earlier turn of this conversation; you last said: "{"x" * 79}…"]'
+
+
 async def test_echo_engine_echoes_and_scripts_tool_calls():
     echo = providers.build(providers.Settings("echo"))
     plain = await echo.complete(None, [providers.Message("user", "hello")], [], 10)
-    assert plain.text == "echo: hello" and not plain.tool_calls
+    assert plain.text == "echo: hello [no earlier turns of this conversation]" and not plain.tool_calls
     asked = await echo.complete(None, [providers.Message(
         "user", 'look it up\n/call state_get {"key": "a"}\n/call state_list')], [], 10)
     assert [(c.name, c.arguments) for c in asked.tool_calls] == [("state_get", {"key": "a"}),
