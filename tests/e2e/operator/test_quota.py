@@ -87,15 +87,16 @@ def test_reconcile_never_exceeds_the_slots_when_the_webhook_is_bypassed(
     eventually(lambda: ac.create(agc, pro_namespace, manifest("greedy", 7)), timeout=30,
                what="the create to pass without the webhook")
 
-    def capped() -> list[dict] | None:
-        members = ac.status(agc, pro_namespace, "greedy").get("members") or []
+    def capped() -> dict | None:
+        # status.replicas is written after the pods exist (members are written before them).
+        seen = ac.status(agc, pro_namespace, "greedy")
+        members = seen.get("members") or []
         pods = {p.metadata.name for p in ac.pods_of(core, pro_namespace, "greedy")}
-        return members if len(members) == 5 and pods == {m["pod"] for m in members} else None
+        return seen if seen.get("replicas") == 5 and pods == {m["pod"] for m in members} else None
 
-    members = eventually(capped, timeout=60, what="five members with their pods")
+    seen = eventually(capped, timeout=60, what="five replicas with their pods")
 
-    assert len({m["name"] for m in members}) == 5
-    assert ac.get(agc, pro_namespace, "greedy")["status"]["replicas"] == 5
+    assert len({m["name"] for m in seen["members"]}) == 5
     quota = eventually(lambda: ac.condition(ac.get(agc, pro_namespace, "greedy"),
                                             constants.CONDITION_QUOTA_EXCEEDED), what="a QuotaExceeded condition")
     assert (quota["status"], quota["reason"], quota["message"]) == ("True", "SlotsExhausted", expected)
