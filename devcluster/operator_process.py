@@ -64,6 +64,9 @@ def apply_crds(kubectl: Path, kubeconfig: Path) -> None:
 # gives up, and the others wait two more seconds after that.
 TEST_LEADER_ELECTION: dict[str, Any] = {
     "leaseName": "agentclusters-operator",
+    # Explicit: run inside a pod, the operator would otherwise pick that pod's namespace,
+    # which the devcluster does not have.
+    "leaseNamespace": "default",
     "leaseDurationSeconds": 6,
     "renewDeadlineSeconds": 4,
     "retryPeriodSeconds": 1,
