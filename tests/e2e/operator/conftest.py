@@ -41,7 +41,8 @@ def operator_group(request: pytest.FixtureRequest, devcluster, operator, redis_s
     processes = operator_process.start_many(
         count, tmp_path, devcluster.bin_dir / "kubectl", devcluster.kubeconfig, operator.database_url,
         redis_server.url, operator.replica_auth_key, grace_seconds=5)
-    group = OperatorGroup(processes, client.CoordinationV1Api(k8s_api))
+    group = OperatorGroup(processes, client.CoordinationV1Api(k8s_api), tmp_path, devcluster.kubeconfig,
+                          operator.replica_auth_key)
     try:
         yield group
     finally:

@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -34,6 +35,16 @@ FIELD_MANAGER_PREFIX = "agentclusters-operator@"
 class OperatorGroup:
     processes: list[Process]
     coordination: client.CoordinationV1Api
+    state_dir: Path
+    kubeconfig: Path
+    replica_auth_key: str
+
+    def start_again(self, index: int) -> Process:
+        """Start operator `index` anew (same settings, log and webhook port) after it stopped."""
+        process = operator_process.launch(self.state_dir, self.kubeconfig, self.state_dir / "operator.yaml",
+                                          self.replica_auth_key, index)
+        self.processes[index] = process
+        return process
 
     @staticmethod
     def identity(process: Process) -> str:

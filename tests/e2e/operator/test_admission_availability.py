@@ -26,6 +26,8 @@ pytestmark = pytest.mark.e2e
 ECHO = {"name": "echo", "python": {"entrypoint": "agent_runtime.builtins:echo"}}
 BAD_CRON = "61 * * * *"
 REFUSAL = f"cron '{BAD_CRON}' is not a valid cron expression"
+CONFIGURATION = "agentclusters.io"  # devcluster/operator_process.py
+WEBHOOKS = ["scale.agentclusters.io", "spec.agentclusters.io"]
 
 
 def bad_spec(name: str) -> dict:
@@ -69,16 +71,51 @@ def test_with_no_operator_running_admission_fails_closed(
     for process in operator_group.processes:
         process.stop()  # graceful: SIGTERM, kopf runs its cleanup (and releases the Lease)
 
-    configured = admission.read_validating_webhook_configuration("agentclusters.io")
-    assert sorted(w.name for w in configured.webhooks or []) == ["scale.agentclusters.io", "spec.agentclusters.io"]
-    with pytest.raises(ApiException) as refused:
-        ac.create(agc, namespace, manifest("while-down", 1))
-    assert refused.value.status == 500
-    assert "failed calling webhook" in refused.value.body
-    with pytest.raises(ApiException) as scale_refused:
-        ac.scale(agc, namespace, "existing", 2)
-    assert "failed calling webhook" in scale_refused.value.body
+    configured = admission.read_validating_webhook_configuration(CONFIGURATION)
+    assert sorted(w.name for w in configured.webhooks or []) == WEBHOOKS
+    refusals = []
+    for attempt in (
+        lambda: ac.create(agc, namespace, manifest("while-down", 1)),
+        lambda: ac.scale(agc, namespace, "existing", 2),
+        # Any update, e.g. removing a finalizer by hand (docs/operations.md).
+        lambda: agc.patch_namespaced_custom_object(ac.G, ac.V, namespace, ac.P, "existing",
+                                                   {"metadata": {"labels": {"touched": "yes"}}}),
+    ):
+        with pytest.raises(ApiException) as refused:
+            attempt()
+        refusals.append((refused.value.status, refused.value.body))
+    assert [status for status, _ in refusals] == [500, 500, 500]
+    assert all(f'failed calling webhook "{WEBHOOKS[1]}"' in body or f'failed calling webhook "{WEBHOOKS[0]}"' in body
+               for _, body in refusals), refusals
     assert not ac.exists(agc, namespace, "while-down")
-    # Deleting needs no admission: the configured webhooks match CREATE and UPDATE only.
+    # Deleting needs no admission: the webhooks match CREATE and UPDATE only.
     ac.delete(agc, namespace, "existing")
     eventually(lambda: not ac.exists(agc, namespace, "existing"), what="the deletion")
+
+
+def test_deleting_the_webhook_configuration_lets_changes_through_until_an_operator_restores_it(
+        operator_group: OperatorGroup, agc, k8s_api: ApiClient, namespace: str):
+    admission = client.AdmissionregistrationV1Api(k8s_api)
+    for process in operator_group.processes:
+        process.stop()
+
+    admission.delete_validating_webhook_configuration(CONFIGURATION)
+    eventually(lambda: ac.create(agc, namespace, manifest("unchecked", 0)), timeout=30,
+               what="a create without the webhook configuration")  # the API server's cache follows
+
+    operator_group.start_again(0)
+    configured = admission.read_validating_webhook_configuration(CONFIGURATION)
+    assert sorted(w.name for w in configured.webhooks or []) == WEBHOOKS
+    attempts = iter(range(1000))
+
+    def refused_again() -> bool:
+        # The API server picks the configuration up from its watch: a create may slip through
+        # for a moment after the operator wrote it.
+        name = f"checked-again-{next(attempts)}"
+        try:
+            ac.create(agc, namespace, bad_spec(name))
+        except ApiException as refused:
+            return REFUSAL in (refused.body or "")
+        return False
+
+    eventually(refused_again, timeout=30, what="the webhook to refuse a bad spec again")
