@@ -123,11 +123,14 @@ class Operator:
         """Cancel every reconcile in flight; events arriving from now on enqueue nothing."""
         queue, resync, term = self.queue, self.resync, self.term
         self.queue, self.resync, self.term = None, None, None
+        # Everything is cancelled before the first await, so even a shutdown that cancels this
+        # call leaves no reconcile running (and the fenced client refuses their writes anyway).
         if resync is not None:
             resync.cancel()
-            await asyncio.gather(resync, return_exceptions=True)
         if queue is not None:
             await queue.stop()
+        if resync is not None:
+            await asyncio.gather(resync, return_exceptions=True)
         if term is not None:
             term.kube.api_client.close()
 

@@ -139,3 +139,20 @@ def test_a_frozen_leader_is_replaced_and_writes_nothing_once_it_wakes_up(
     assert ac.status(agc, namespace, "sleeper")["members"] == members
     assert {p.metadata.name: p.metadata.uid for p in ac.pods_of(core, namespace, "sleeper")} == pods
     assert operator_group.lease()["transitions"] >= 1
+
+
+def test_a_leader_shut_down_gracefully_releases_the_lease_for_an_immediate_takeover(
+        operator_group: OperatorGroup, agc, k8s_api: ApiClient, namespace: str):
+    core = client.CoreV1Api(k8s_api)
+    leader = operator_group.leader()
+    [follower] = operator_group.others(leader)
+
+    leader.stop()  # SIGTERM, as a rolling update or a drain does; returns once it has exited
+
+    # Released, not left to expire: no holder (or the follower already), at once.
+    assert operator_group.lease()["holder"] in (None, "", operator_group.identity(follower))
+    assert "released Lease" in operator_group.log(leader)
+    assert operator_group.leader(timeout=TAKEOVER_SECONDS) is follower
+    ac.create(agc, namespace, manifest("handed-over", 1))
+    ac.ready_members(agc, namespace, "handed-over", 1)
+    assert writers(core, agc, namespace, "handed-over") == {operator_group.field_manager(follower)}
