@@ -179,6 +179,7 @@ class LeaseElector:
         if record != self._observed:
             self._observed, self._observed_at = record, time.monotonic()
         if holder and holder != self.holder:
+            self._valid_until = 0.0  # someone else holds it: whatever we believed, we do not lead
             expires = self._observed_at + float(spec.get("leaseDurationSeconds") or self.timing.lease_duration)
             if time.monotonic() < expires:
                 if holder != self._waiting_for:
