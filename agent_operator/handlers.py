@@ -2,7 +2,8 @@
 
 AgentCluster events and pod events (by the cluster label) both enqueue the cluster; a resync
 loop enqueues every cluster periodically; nothing else decides anything here. The admission
-handlers call the pure checks in `admission.py`.
+handlers call the pure checks in `admission.py`. With leader election (`leadership.py`) the
+queue and the resync run only while this replica holds the Lease; admission runs always.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import redis.asyncio as aioredis
 
 from agent_api import constants, secret_refs, tiers
 from agent_api.db import cluster_store, migrate
-from agent_operator import admission, kube, reconcile
+from agent_operator import admission, kube, leadership, reconcile
 from agent_operator.context import Context
 from agent_operator.settings import OperatorSettings
 from agent_operator.webhook_tls import self_signed
@@ -31,15 +32,23 @@ CLUSTER = (constants.GROUP, constants.VERSION, constants.PLURAL)
 
 
 class Operator:
-    """State shared by the handlers of one operator process."""
+    """State shared by the handlers of one operator process.
+
+    Every replica serves admission (`self.ctx`, a plain API client). Reconciling (the work
+    queue, the resync loop and `self.term`, whose API client refuses writes once the Lease is
+    lost) runs only while this replica leads; each term starts with fresh caches, since
+    another leader may have changed anything in between."""
 
     def __init__(self, settings: OperatorSettings, kubeconfig: str | None, namespaces: list[str]) -> None:
         self.settings = settings
         self.kubeconfig = kubeconfig
         self.namespaces = namespaces
         self.ctx: Context | None = None
+        self.term: Context | None = None
         self.queue: WorkQueue | None = None
         self.resync: asyncio.Task[None] | None = None
+        self.elector: leadership.LeaseElector | None = None
+        self.election: asyncio.Task[None] | None = None
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
         on = kopf.on
@@ -51,10 +60,13 @@ class Operator:
         on.event("", "v1", "pods", labels={constants.LABEL_CLUSTER: kopf.PRESENT},
                  registry=registry)(self.pod_event)
         if self.settings.webhook is not None:
-            on.validate(*CLUSTER, operations=["CREATE", "UPDATE"], id="spec",
+            # persistent: kopf leaves these webhooks in the configuration when this process
+            # stops, so one replica's shutdown does not switch admission off for the others
+            # (and with no operator at all, the API server fails closed: docs/operations.md).
+            on.validate(*CLUSTER, operations=["CREATE", "UPDATE"], id="spec", persistent=True,
                         registry=registry)(self.validate_spec)
             on.validate(*CLUSTER, subresource="scale", operations=["UPDATE"], id="scale",
-                        registry=registry)(self.validate_scale)
+                        persistent=True, registry=registry)(self.validate_scale)
 
     # --- lifecycle ---------------------------------------------------------------------
     def login(self, **kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -79,18 +91,56 @@ class Operator:
         async with pool.acquire() as conn:
             applied = await migrate.apply(conn)
         log.info("schema migrations applied: %s", applied or "none pending")
-        self.ctx = Context(kube=kube.Kube(kube.load_client(self.kubeconfig)), settings=self.settings, db=pool,
+        api_client = kube.load_client(self.kubeconfig)
+        self.ctx = Context(kube=kube.Kube(api_client), settings=self.settings, db=pool,
                            redis=aioredis.from_url(self.settings.redis_url, socket_timeout=5,
                                                    socket_connect_timeout=5))
+        election = self.settings.leader_election
+        if not election.enabled:
+            log.info("leader election disabled: this process reconciles unconditionally")
+            await self._start_leading()
+            return
+        self.elector = leadership.LeaseElector(
+            api_client, leadership.lease_namespace(election.lease_namespace), election.lease_name,
+            leadership.identity(),
+            leadership.Timing(election.lease_duration_seconds, election.renew_deadline_seconds,
+                              election.retry_period_seconds))
+        self.election = asyncio.create_task(self.elector.run(self._start_leading, self._stop_leading),
+                                            name="leader-election")
+
+    async def _start_leading(self) -> None:
+        assert self.ctx is not None
+        fence = self.elector.holds_lease if self.elector is not None else (lambda: True)
+        fenced = leadership.FencedApiClient(self.ctx.kube.api_client.configuration, fence,
+                                            leadership.identity())
+        self.term = Context(kube=kube.Kube(fenced), settings=self.settings, db=self.ctx.db,
+                            redis=self.ctx.redis)
         self.queue = WorkQueue(self._reconcile, self.settings.workers)
         self.queue.start()
         self.resync = asyncio.create_task(self._resync_forever(), name="resync")
 
+    async def _stop_leading(self) -> None:
+        """Cancel every reconcile in flight; events arriving from now on enqueue nothing."""
+        queue, resync, term = self.queue, self.resync, self.term
+        self.queue, self.resync, self.term = None, None, None
+        # Everything is cancelled before the first await, so even a shutdown that cancels this
+        # call leaves no reconcile running (and the fenced client refuses their writes anyway).
+        if resync is not None:
+            resync.cancel()
+        if queue is not None:
+            await queue.stop()
+        if resync is not None:
+            await asyncio.gather(resync, return_exceptions=True)
+        if term is not None:
+            term.kube.api_client.close()
+
     async def cleanup(self, **_: Any) -> None:
-        if self.resync is not None:
-            self.resync.cancel()
-        if self.queue is not None:
-            await self.queue.stop()
+        if self.election is not None:
+            self.election.cancel()
+            await asyncio.gather(self.election, return_exceptions=True)
+        await self._stop_leading()
+        if self.elector is not None:  # after the last write: the next leader starts at once
+            await self.elector.release()
         if self.ctx is not None:
             await self.ctx.db.close()
             await self.ctx.redis.aclose()
@@ -107,29 +157,33 @@ class Operator:
             self.queue.add((namespace, name))
 
     async def _reconcile(self, namespace: str, name: str) -> float | None:
-        assert self.ctx is not None
-        return await reconcile.reconcile(self.ctx, namespace, name)
+        if self.term is None:  # leadership lost while this key waited
+            return None
+        return await reconcile.reconcile(self.term, namespace, name)
 
     async def _resync_forever(self) -> None:
         """Level-based safety net: every cluster is looked at periodically, events or not."""
-        assert self.ctx is not None and self.queue is not None
+        assert self.term is not None and self.queue is not None
+        ctx, queue = self.term, self.queue
+        # A new leader looks at every cluster at once (it may take over mid scale-up), then
+        # every resyncSeconds.
         while True:
-            await asyncio.sleep(self.settings.resync_seconds)
             try:
                 # Members recorded in PostgreSQL are read first: a cluster created after this
                 # read is simply not looked at as "gone" in this round.
-                recorded = await cluster_store.clusters_with_live_members(self.ctx.db)
+                recorded = await cluster_store.clusters_with_live_members(ctx.db)
                 listed = set()
                 for namespace in self.namespaces or [None]:
-                    for obj in await self.ctx.kube.list_all_clusters(namespace):
+                    for obj in await ctx.kube.list_all_clusters(namespace):
                         listed.add((obj["metadata"]["namespace"], obj["metadata"]["name"]))
                 watched = {key for key in recorded if not self.namespaces or key[0] in self.namespaces}
                 # Listed clusters, and recorded ones whose AgentCluster is gone (deleted while
                 # the operator was down): the reconcile re-reads each and archives what is gone.
                 for key in listed | watched:
-                    self.queue.add(key)
+                    queue.add(key)
             except Exception:
                 log.exception("resync listing failed; next attempt in %ss", self.settings.resync_seconds)
+            await asyncio.sleep(self.settings.resync_seconds)
 
     # --- admission ---------------------------------------------------------------------
     async def validate_spec(self, body: kopf.Body, old: kopf.Body | None, userinfo: kopf.UserInfo,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from agent_api import replica_auth
@@ -31,6 +31,40 @@ class WebhookSettings(BaseModel):
     secret_reference_check_exempt: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
     """Users whose writes skip the check that they may get every Secret a spec newly references,
     because they check it for the people they act for (the MCP gateway's ServiceAccount)."""
+
+
+class LeaderElectionSettings(BaseModel):
+    """Leader election on a coordination.k8s.io Lease (agent_operator/leadership.py): every
+    replica serves the admission webhook, only the Lease holder reconciles. The defaults are
+    client-go's; tests scale them down."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    enabled: bool = True
+    """False: this process reconciles unconditionally (one operator, and nothing else ever
+    runs one against the same cluster)."""
+    lease_name: Annotated[str, Field(min_length=1, max_length=253,
+                                     pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")] = "agentclusters-operator"
+    lease_namespace: str = ""
+    """Empty: the operator's own namespace (POD_NAMESPACE, else its service account's, else
+    `default` outside a cluster)."""
+    lease_duration_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    """A candidate takes the Lease over once its record has not changed for this long."""
+    renew_deadline_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    """A leader that could not renew for this long stops reconciling (before any other
+    replica may take over: it must be shorter than leaseDurationSeconds)."""
+    retry_period_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    """Pause between two attempts to acquire or renew."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaderElectionSettings:
+        if not self.retry_period_seconds < self.renew_deadline_seconds < self.lease_duration_seconds:
+            raise ValueError(
+                "leaderElection needs retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds "
+                f"(got {self.retry_period_seconds}, {self.renew_deadline_seconds}, "
+                f"{self.lease_duration_seconds}): a leader must stop before another replica may "
+                "consider its Lease expired, and must try to renew more than once before it gives up")
+        return self
 
 
 def load(path: str | Path | None = None) -> OperatorSettings:
@@ -86,6 +120,7 @@ class OperatorSettings(BaseModel):
     workers: Annotated[int, Field(ge=1, le=64)] = 4
     tiers: tier_config.TierConfig = Field(default_factory=lambda: tier_config.DEFAULT)
     webhook: WebhookSettings | None = None
+    leader_election: LeaderElectionSettings = Field(default_factory=LeaderElectionSettings)
     """The validating admission webhook; None runs without one (the CRD's own checks only)."""
     replica_auth_key: str = Field("", repr=False, exclude=True)
     """The master key each cluster's replica token is derived from (agent_api.replica_auth);

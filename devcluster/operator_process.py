@@ -3,6 +3,11 @@
 Shared by the e2e tests, `make dev-up` and `make demo`: the CRD is applied, the operator
 starts as its own process with its admission webhook on a loopback port, and replica pods
 run the runtime from this checkout's virtualenv (the process kubelet ignores images).
+
+`start_many` runs several operators as a Deployment with replicas > 1 would: one settings
+file, so one Lease (leader election) and one webhook address. kopf listens with SO_REUSEPORT,
+so every process binds the same loopback port and the kernel spreads the API server's
+connections over them, as a Service spreads them over the operator pods.
 """
 
 from __future__ import annotations
@@ -54,8 +59,23 @@ def apply_crds(kubectl: Path, kubeconfig: Path) -> None:
         raise RuntimeError(f"kubectl wait for the CRDs failed: {result.stderr.strip()}")
 
 
+# client-go's defaults (15s, 10s, 2s) scaled down, so a test waits seconds for a takeover,
+# with room for a loaded 2-core machine: a renewal may be late three times before the leader
+# gives up, and the others wait two more seconds after that.
+TEST_LEADER_ELECTION: dict[str, Any] = {
+    "leaseName": "agentclusters-operator",
+    # Explicit: run inside a pod, the operator would otherwise pick that pod's namespace,
+    # which the devcluster does not have.
+    "leaseNamespace": "default",
+    "leaseDurationSeconds": 6,
+    "renewDeadlineSeconds": 4,
+    "retryPeriodSeconds": 1,
+}
+
+
 def write_settings(path: Path, database_url: str, redis_url: str, *, webhook_port: int,
-                   grace_seconds: int = 10, tiers: dict[str, Any] | None = None) -> Path:
+                   grace_seconds: int = 10, tiers: dict[str, Any] | None = None,
+                   leader_election: dict[str, Any] | None = None) -> Path:
     settings = {
         "image": "agent-clusters:dev",
         # Images are ignored by the process kubelet; the command must exist on this machine.
@@ -69,6 +89,7 @@ def write_settings(path: Path, database_url: str, redis_url: str, *, webhook_por
                     "certDir": str(path.parent / "webhook-tls"),
                     "configurationName": "agentclusters.io",
                     "secretReferenceCheckExempt": [SECRET_CHECK_EXEMPT_USER]},
+        "leaderElection": {**TEST_LEADER_ELECTION, **(leader_election or {})},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
@@ -83,19 +104,56 @@ def new_replica_auth_key() -> str:
 def start(state_dir: Path, kubectl: Path, kubeconfig: Path, database_url: str, redis_url: str,
           replica_auth_key: str, **settings: Any) -> Process:
     """Apply the CRDs and start the operator; returns once its webhook answers."""
+    return start_many(1, state_dir, kubectl, kubeconfig, database_url, redis_url, replica_auth_key,
+                      **settings)[0]
+
+
+def start_many(count: int, state_dir: Path, kubectl: Path, kubeconfig: Path, database_url: str,
+               redis_url: str, replica_auth_key: str, **settings: Any) -> list[Process]:
+    """Apply the CRDs and start `count` operators sharing one settings file (one Lease, one
+    webhook port); returns once every one of them serves the webhook. Logs: logs/operator.log,
+    then logs/operator-2.log, ..."""
     apply_crds(kubectl, kubeconfig)
     port = ports.free_port()
     config = write_settings(state_dir / "operator.yaml", database_url, redis_url, webhook_port=port, **settings)
+    started: list[Process] = []
+    try:
+        for index in range(count):
+            # One after the other: the first writes the shared self-signed certificate.
+            started.append(launch(state_dir, kubeconfig, config, replica_auth_key, index))
+    except BaseException:
+        for process in started:
+            process.stop()
+        raise
+    return started
+
+
+def launch(state_dir: Path, kubeconfig: Path, config: Path, replica_auth_key: str, index: int = 0) -> Process:
+    """Start one operator with an existing settings file; returns once its webhook serves."""
+    name = "operator" if index == 0 else f"operator-{index + 1}"
+    log = state_dir / "logs" / f"{name}.log"
+    offset = log.stat().st_size if log.exists() else 0
     process = Process(
-        "operator",
+        name,
         [sys.executable, "-m", "agentclusters", "operator", f"--kubeconfig={kubeconfig}", f"--config={config}"],
-        state_dir / "logs" / "operator.log",
+        log,
         env={**os.environ, replica_auth.MASTER_KEY_ENV: replica_auth_key},
     ).start()
     try:
-        ports.wait_until(lambda: process.check_alive() or ports.port_open(port), timeout=60,
-                         what="the operator's admission webhook")
+        # kopf logs this once its webhook server listens (the port alone cannot tell: with
+        # SO_REUSEPORT another operator may already hold it).
+        ports.wait_until(lambda: process.check_alive() or WEBHOOK_SERVING in _read_from(log, offset),
+                         timeout=60, what=f"the admission webhook of {name}")
     except BaseException:
         process.stop()
         raise
     return process
+
+
+WEBHOOK_SERVING = "Reconfiguring the validating webhook"
+
+
+def _read_from(log: Path, offset: int) -> str:
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode(errors="replace")

@@ -175,8 +175,9 @@ def test_gateway_renderings_pass_server_side_dry_run(installed: Cluster) -> None
 def test_install_creates_the_operator_objects(installed: Cluster) -> None:
     deployment = installed.get("deployment", FULLNAME, "-n", NAMESPACE)
     pod = deployment["spec"]["template"]["spec"]
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert installed.get("poddisruptionbudget", FULLNAME, "-n", NAMESPACE)["spec"]["maxUnavailable"] == 1
     assert pod["serviceAccountName"] == FULLNAME
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
@@ -410,6 +411,18 @@ def test_service_account_can_do_what_the_operator_does(installed: Cluster) -> No
     assert not missing, f"the operator's ServiceAccount lacks {missing}"
     # Namespaced rights hold in every namespace (the default watches all of them).
     assert installed.can_i("create", "pods", namespace="any-other-namespace")
+
+
+def test_service_account_holds_its_lease_and_no_other(installed: Cluster) -> None:
+    """Leader election: get, update its own Lease (create: any name, in its namespace only)."""
+    lease = "leases.coordination.k8s.io/agentclusters-operator"
+    assert installed.can_i("get", lease, namespace=NAMESPACE)
+    assert installed.can_i("update", lease, namespace=NAMESPACE)
+    assert installed.can_i("create", "leases.coordination.k8s.io", namespace=NAMESPACE)
+    assert not installed.can_i("update", "leases.coordination.k8s.io/someone-elses", namespace=NAMESPACE)
+    assert not installed.can_i("delete", lease, namespace=NAMESPACE)
+    assert not installed.can_i("update", lease, namespace="team-a")
+    assert not installed.can_i("create", "leases.coordination.k8s.io", namespace="team-a")
 
 
 def test_service_account_can_do_nothing_more(installed: Cluster) -> None:

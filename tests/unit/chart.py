@@ -128,6 +128,15 @@ def expected_cluster_rules(webhook_configuration: str | None,
     return expected
 
 
+def expected_leader_election_rules(lease: str = "agentclusters-operator") -> set[tuple[str, str, str, str]]:
+    """The operator's Role in its own namespace: its Lease (agent_operator/leadership.py)."""
+    return {
+        ("coordination.k8s.io", "leases", "*", "create"),
+        ("coordination.k8s.io", "leases", lease, "get"),
+        ("coordination.k8s.io", "leases", lease, "update"),
+    }
+
+
 def expected_gateway_rules() -> set[tuple[str, str, str, str]]:
     """What the gateway does inside a namespace (agent_gateway/kube.py)."""
     return {

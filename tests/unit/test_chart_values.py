@@ -7,6 +7,7 @@ import base64
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from agent_api import replica_auth
 from agent_gateway import settings as gateway_settings
@@ -113,7 +114,11 @@ def test_default_rbac_is_exactly_what_the_operator_uses() -> None:
                 and d["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"]
     assert {(b["kind"], b["roleRef"]["name"]) for b in bindings} == {
         ("ClusterRoleBinding", "ac-agent-clusters"), ("ClusterRoleBinding", "ac-agent-clusters-cluster"),
+        ("RoleBinding", "ac-agent-clusters-leader-election"),
     }
+    election = chart.one(docs, "Role", "ac-agent-clusters-leader-election")
+    assert election["metadata"]["namespace"] == "agent-clusters"
+    assert chart.rules(election) == chart.expected_leader_election_rules()
     for binding in bindings:
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "ac-agent-clusters", "namespace": "agent-clusters"}
@@ -126,6 +131,8 @@ def test_watch_namespaces_binds_namespaced_rights_per_namespace() -> None:
     role_bindings = [d for d in docs if d["kind"] == "RoleBinding"]
     assert sorted((b["metadata"]["namespace"], b["roleRef"]["name"], b["subjects"][0]["name"])
                   for b in role_bindings) == [
+        # The Lease lives in the operator's own namespace, watched or not.
+        ("agent-clusters", f"{OPERATOR}-leader-election", OPERATOR),
         ("team-a", OPERATOR, OPERATOR), ("team-a", GATEWAY, GATEWAY),
         ("team-b", OPERATOR, OPERATOR), ("team-b", GATEWAY, GATEWAY),
     ]
@@ -220,16 +227,31 @@ def test_existing_tls_secret_and_self_signed_default() -> None:
     assert not [d for d in docs if d["kind"] in ("Issuer", "Certificate")]
     volumes = {v["name"]: v for v in chart.one(docs, "Deployment", OPERATOR)["spec"]["template"]["spec"]["volumes"]}
     assert volumes["webhook-cert"]["secret"]["secretName"] == "my-webhook-tls"
-    # Default: no certificate given, the operator writes a self-signed one to a writable emptyDir.
-    deployment = chart.one(chart.render(), "Deployment", OPERATOR)
-    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["webhook-cert"] == {"name": "webhook-cert", "emptyDir": {}}
+    assert not [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == f"{OPERATOR}-webhook-tls"]
+    # Default: no certificate given, the chart generates one Secret every operator replica
+    # mounts (a certificate per pod would leave the caBundle matching only one of them).
+    docs = chart.render()
+    secret = chart.one(docs, "Secret", f"{OPERATOR}-webhook-tls")
+    assert secret["type"] == "kubernetes.io/tls"
+    certificate = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    assert f"{OPERATOR}-webhook.agent-clusters.svc" in certificate.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    volumes = {v["name"]: v for v in chart.one(docs, "Deployment", OPERATOR)["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["webhook-cert"]["secret"]["secretName"] == f"{OPERATOR}-webhook-tls"
 
 
-def test_one_operator_without_overlap_and_hardened_pod() -> None:
-    deployment = chart.one(chart.render(), "Deployment", OPERATOR)
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+def test_two_operators_roll_one_at_a_time_and_hardened_pod() -> None:
+    docs = chart.render()
+    deployment = chart.one(docs, "Deployment", OPERATOR)
+    assert deployment["spec"]["replicas"] == 2
+    # A new operator serves admission before an old one stops; leader election hands over.
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    budget = chart.one(docs, "PodDisruptionBudget", OPERATOR)
+    assert budget["spec"] == {"maxUnavailable": 1,
+                              "selector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]}}
+    env = {e["name"]: e for e in _container(docs)["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     (container,) = pod["containers"]
@@ -394,7 +416,9 @@ def test_gateway_ingress_is_optional_and_sets_the_public_url() -> None:
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"replicaCount": "2"}, "/replicaCount"),
+    ({"replicaCount": "-1"}, "/replicaCount"),
+    ({"operator.leaderElection.renewDeadlineSeconds": "20"},
+     "operator.leaderElection needs retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds"),
     ({"tiers.tiers.big.slots": "1", "tiers.tiers.big.cpu": "lots"}, "/tiers/tiers/big/cpu"),
     ({"tiers.tiers.nothing.cpu": "1"}, "missing property 'slots'"),
     ({"tiers.tiers.standard.allowedImages": "{ghcr.io/acme}"}, "/tiers/tiers/standard/allowedImages/0"),
@@ -433,3 +457,15 @@ def test_an_existing_replica_auth_secret_replaces_the_generated_one() -> None:
     for name in (OPERATOR, GATEWAY):
         assert _env(docs, name)[replica_auth.MASTER_KEY_ENV]["valueFrom"]["secretKeyRef"] == {
             "name": "platform-keys", "key": "replicas"}, name
+
+
+def test_one_operator_gets_no_disruption_budget_and_leader_election_settings_reach_it(tmp_path: Path) -> None:
+    docs = chart.render({"replicaCount": "1", "operator.leaderElection.leaseName": "ops-lease",
+                         "operator.leaderElection.leaseDurationSeconds": "30"})
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    election = _settings(docs, tmp_path).leader_election
+    assert (election.enabled, election.lease_name, election.lease_namespace) == (True, "ops-lease", "agent-clusters")
+    assert (election.lease_duration_seconds, election.renew_deadline_seconds,
+            election.retry_period_seconds) == (30, 10, 2)
+    role = chart.one(docs, "Role", f"{OPERATOR}-leader-election")
+    assert chart.rules(role) == chart.expected_leader_election_rules("ops-lease")

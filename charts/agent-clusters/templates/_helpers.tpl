@@ -60,12 +60,14 @@ app.kubernetes.io/part-of: agent-clusters
 {{- default (printf "%s.agentclusters.io" (include "agent-clusters.fullname" .)) .Values.webhook.configurationName }}
 {{- end }}
 
-{{/* Secret holding the webhook's serving certificate, or "" when the operator makes its own. */}}
+{{/* Secret holding the webhook's serving certificate (every operator replica mounts the same one). */}}
 {{- define "agent-clusters.webhookTLSSecret" -}}
-{{- if .Values.webhook.certManager.enabled }}
-{{- printf "%s-webhook-tls" (include "agent-clusters.fullname" .) }}
-{{- else if .Values.webhook.existingSecret }}
+{{- if .Values.webhook.existingSecret }}
 {{- .Values.webhook.existingSecret }}
+{{- else }}
+{{- /* cert-manager's, or the one the chart generates (webhook-tls-secret.yaml): one serving
+certificate for every operator replica, so they all match the one caBundle. */}}
+{{- printf "%s-webhook-tls" (include "agent-clusters.fullname" .) }}
 {{- end }}
 {{- end }}
 
@@ -118,6 +120,13 @@ runtimePort: {{ .Values.agents.port }}
 terminationGracePeriodSeconds: {{ .Values.agents.terminationGracePeriodSeconds }}
 resyncSeconds: {{ .Values.operator.resyncSeconds }}
 workers: {{ .Values.operator.workers }}
+leaderElection:
+  enabled: true
+  leaseName: {{ .Values.operator.leaderElection.leaseName | quote }}
+  leaseNamespace: {{ .Release.Namespace | quote }}
+  leaseDurationSeconds: {{ .Values.operator.leaderElection.leaseDurationSeconds }}
+  renewDeadlineSeconds: {{ .Values.operator.leaderElection.renewDeadlineSeconds }}
+  retryPeriodSeconds: {{ .Values.operator.leaderElection.retryPeriodSeconds }}
 tiers:
   defaultTier: {{ .Values.tiers.defaultTier | quote }}
   {{- with .Values.tiers.namespaceLabel }}
@@ -169,6 +178,10 @@ writes as itself), plus webhook.secretReferenceCheckExempt. */}}
 {{- define "agent-clusters.validate" -}}
 {{- if not (hasKey .Values.tiers.tiers .Values.tiers.defaultTier) }}
 {{- fail (printf "tiers.defaultTier %q is not one of tiers.tiers (%s)" .Values.tiers.defaultTier (keys .Values.tiers.tiers | sortAlpha | join ", ")) }}
+{{- end }}
+{{- $election := .Values.operator.leaderElection }}
+{{- if not (and (lt (float64 $election.retryPeriodSeconds) (float64 $election.renewDeadlineSeconds)) (lt (float64 $election.renewDeadlineSeconds) (float64 $election.leaseDurationSeconds))) }}
+{{- fail (printf "operator.leaderElection needs retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds (got %v, %v, %v): a leader must stop reconciling before another replica may take its Lease over" $election.retryPeriodSeconds $election.renewDeadlineSeconds $election.leaseDurationSeconds) }}
 {{- end }}
 {{- if and .Values.webhook.certManager.enabled .Values.webhook.existingSecret }}
 {{- fail "webhook.certManager.enabled and webhook.existingSecret are exclusive: pick one source of the webhook certificate" }}
