@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 
 from agent_api import constants, secret_refs, tiers
 from agent_api.db import cluster_store, migrate
-from agent_operator import admission, kube, reconcile
+from agent_operator import admission, kube, metrics, reconcile
 from agent_operator.context import Context
 from agent_operator.settings import OperatorSettings
 from agent_operator.webhook_tls import self_signed
@@ -39,6 +39,7 @@ class Operator:
         self.namespaces = namespaces
         self.ctx: Context | None = None
         self.queue: WorkQueue | None = None
+        self.metrics = metrics.OperatorMetrics()
         self.resync: asyncio.Task[None] | None = None
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
@@ -82,7 +83,9 @@ class Operator:
         self.ctx = Context(kube=kube.Kube(kube.load_client(self.kubeconfig)), settings=self.settings, db=pool,
                            redis=aioredis.from_url(self.settings.redis_url, socket_timeout=5,
                                                    socket_connect_timeout=5))
-        self.queue = WorkQueue(self._reconcile, self.settings.workers)
+        self.queue = WorkQueue(self.metrics.timed(self._reconcile), self.settings.workers)
+        self.metrics.watch_depth(self.queue.depth)
+        self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
         self.queue.start()
         self.resync = asyncio.create_task(self._resync_forever(), name="resync")
 
@@ -91,6 +94,7 @@ class Operator:
             self.resync.cancel()
         if self.queue is not None:
             await self.queue.stop()
+        self.metrics.close()
         if self.ctx is not None:
             await self.ctx.db.close()
             await self.ctx.redis.aclose()

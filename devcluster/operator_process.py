@@ -55,7 +55,7 @@ def apply_crds(kubectl: Path, kubeconfig: Path) -> None:
 
 
 def write_settings(path: Path, database_url: str, redis_url: str, *, webhook_port: int,
-                   grace_seconds: int = 10, tiers: dict[str, Any] | None = None) -> Path:
+                   grace_seconds: int = 10, tiers: dict[str, Any] | None = None, metrics_port: int = 0) -> Path:
     settings = {
         "image": "agent-clusters:dev",
         # Images are ignored by the process kubelet; the command must exist on this machine.
@@ -64,6 +64,8 @@ def write_settings(path: Path, database_url: str, redis_url: str, *, webhook_por
         "redisUrl": redis_url,
         "terminationGracePeriodSeconds": grace_seconds,
         "resyncSeconds": 5,
+        "metricsHost": "127.0.0.1",
+        "metricsPort": metrics_port,
         "tiers": tiers or DEFAULT_TIERS,
         "webhook": {"host": "127.0.0.1", "listen": "127.0.0.1", "port": webhook_port,
                     "certDir": str(path.parent / "webhook-tls"),
@@ -85,6 +87,7 @@ def start(state_dir: Path, kubectl: Path, kubeconfig: Path, database_url: str, r
     """Apply the CRDs and start the operator; returns once its webhook answers."""
     apply_crds(kubectl, kubeconfig)
     port = ports.free_port()
+    settings.setdefault("metrics_port", ports.free_port())  # `metrics_url(state_dir)` reads it back
     config = write_settings(state_dir / "operator.yaml", database_url, redis_url, webhook_port=port, **settings)
     process = Process(
         "operator",
@@ -99,3 +102,9 @@ def start(state_dir: Path, kubectl: Path, kubeconfig: Path, database_url: str, r
         process.stop()
         raise
     return process
+
+
+def metrics_url(state_dir: Path) -> str:
+    """Where the operator started in `state_dir` serves Prometheus metrics."""
+    settings = yaml.safe_load((state_dir / "operator.yaml").read_text())
+    return f"http://{settings['metricsHost']}:{settings['metricsPort']}/metrics"
