@@ -44,6 +44,11 @@ class Settings:
     HTTP. Over stdio the tokens are read from each cluster's Secret as the kubeconfig's user."""
     webhook_rate_limit_per_minute: int = 600
     """Deliveries one webhook accepts per minute, across every gateway instance."""
+    metrics_port: int = 0
+    """Plain-HTTP port for Prometheus' `GET /metrics`, apart from the MCP port an Ingress
+    publishes; 0 serves none."""
+    metrics_host: str = ""
+    """Address the metrics port listens on; empty: the same as `host`."""
 
     @property
     def mcp_url(self) -> str:
@@ -71,6 +76,10 @@ def parser() -> argparse.ArgumentParser:
                    default=int(env("GATEWAY_WEBHOOK_RATE_LIMIT_PER_MINUTE", "600")))
     p.add_argument("--token-audience", default=env("GATEWAY_TOKEN_AUDIENCE", DEFAULT_AUDIENCE),
                    help="the audience callers' tokens must be minted for (kubectl create token --audience)")
+    p.add_argument("--metrics-port", type=int, default=int(env("GATEWAY_METRICS_PORT", "0")),
+                   help="serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: not served)")
+    p.add_argument("--metrics-host", default=env("GATEWAY_METRICS_HOST", ""),
+                   help="address of the metrics port (default: --host)")
     return p
 
 
@@ -83,6 +92,7 @@ def from_args(args: argparse.Namespace) -> Settings:
         webhook_max_body_bytes=args.webhook_max_body_bytes,
         webhook_rate_limit_per_minute=args.webhook_rate_limit_per_minute,
         token_audience=args.token_audience, stdio=args.stdio,
+        metrics_port=args.metrics_port, metrics_host=args.metrics_host,
         # From the environment only: a flag would show the key in the process list.
         replica_auth_key=os.environ.get(replica_auth.MASTER_KEY_ENV, "").encode(),
     )
