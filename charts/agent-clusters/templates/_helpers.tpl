@@ -118,6 +118,7 @@ runtimePort: {{ .Values.agents.port }}
 terminationGracePeriodSeconds: {{ .Values.agents.terminationGracePeriodSeconds }}
 resyncSeconds: {{ .Values.operator.resyncSeconds }}
 workers: {{ .Values.operator.workers }}
+metricsPort: {{ .Values.metrics.operatorPort }}
 tiers:
   defaultTier: {{ .Values.tiers.defaultTier | quote }}
   {{- with .Values.tiers.namespaceLabel }}
