@@ -64,6 +64,7 @@ async def _activity(gateway: gateway_process.RunningGateway, namespace: str, tok
         await mcp.call("add_schedule", agent_name=AGENT, function_name="ingest", cron_expression="* * * * * *",
                        schedule_name="tick", namespace=namespace)
         await mcp.error("describe_agent", name="no-such-agent", namespace=namespace)  # outcome not_found
+        await mcp.error("no_such_tool_" + uuid.uuid4().hex[:6])  # counted as tool "unknown", not a new series
         async with httpx2.AsyncClient(timeout=60) as http:
             await synced(http, gateway, namespace, AGENT)  # a delivery the replica ran: 200 at both
         deadline = time.monotonic() + 120
@@ -144,6 +145,9 @@ def test_gateway_counts_tool_calls_by_tool_and_outcome_and_deliveries_by_status(
     assert prometheus.value(text, "agentclusters_gateway_tool_calls_total", tool="describe_agent",
                             outcome="not_found") >= 1
     assert prometheus.value(text, "agentclusters_gateway_tool_call_duration_seconds_count", tool="scale_agent") >= 1
+    assert prometheus.value(text, "agentclusters_gateway_tool_calls_total", tool="unknown", outcome="not_found") >= 1
+    assert not [labels for labels, _ in prometheus.samples(text, "agentclusters_gateway_tool_calls_total")
+                if labels["tool"].startswith("no_such_tool_")]
     assert prometheus.value(text, "agentclusters_gateway_webhook_deliveries_total", code="200") >= 1
 
 
