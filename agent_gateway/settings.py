@@ -55,6 +55,17 @@ class Settings:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/") + "/mcp"
 
 
+def metrics_port(text: str) -> int:
+    """A port number, or 0 for no metrics listener."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give 1-65535, or 0 to serve no metrics")
+    return port
+
+
 def parser() -> argparse.ArgumentParser:
     env = os.environ.get
     p = argparse.ArgumentParser(prog="agentclusters gateway",
@@ -76,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
                    default=int(env("GATEWAY_WEBHOOK_RATE_LIMIT_PER_MINUTE", "600")))
     p.add_argument("--token-audience", default=env("GATEWAY_TOKEN_AUDIENCE", DEFAULT_AUDIENCE),
                    help="the audience callers' tokens must be minted for (kubectl create token --audience)")
-    p.add_argument("--metrics-port", type=int, default=int(env("GATEWAY_METRICS_PORT", "0")),
+    p.add_argument("--metrics-port", type=metrics_port, default=metrics_port(env("GATEWAY_METRICS_PORT", "0")),
                    help="serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: not served)")
     p.add_argument("--metrics-host", default=env("GATEWAY_METRICS_HOST", ""),
                    help="address of the metrics port (default: --host)")
