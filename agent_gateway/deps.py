@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from agent_gateway import auth, kube, ratelimit, routing, runtime_client, settings, store
+from agent_gateway import auth, kube, metrics, ratelimit, routing, runtime_client, settings, store
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ class Deps:
     limiter: ratelimit.RateLimiter
     token_verifier: auth.KubeTokenVerifier
     webhook_limiter: ratelimit.RateLimiter
+    metrics: metrics.GatewayMetrics
     local_caller: auth.Caller | None = None
     """Over stdio: the kubeconfig's identity, whom the tools act for. None over HTTP, where
     every call must carry a caller's token."""
@@ -39,7 +40,10 @@ async def open_deps(config: settings.Settings) -> AsyncIterator[Deps]:
     tokens: runtime_client.ReplicaTokens = (
         runtime_client.SecretTokens(k8s) if config.stdio else runtime_client.DerivedTokens(config.replica_auth_key))
     runtime = runtime_client.RuntimeClient(config.runtime_timeout_seconds, tokens)
+    gateway_metrics = metrics.GatewayMetrics()
     try:
+        if not config.stdio:  # over stdio the gateway is one person's process, not a service to scrape
+            gateway_metrics.serve(config.metrics_host or config.host, config.metrics_port)
         local_caller = await _local_caller(k8s) if config.stdio else None
         yield Deps(
             settings=config, kube=k8s, store=db, runtime=runtime,
@@ -48,9 +52,11 @@ async def open_deps(config: settings.Settings) -> AsyncIterator[Deps]:
             limiter=ratelimit.RateLimiter(redis, config.rate_limit_per_minute),
             token_verifier=auth.KubeTokenVerifier(k8s, config.auth_cache_seconds, config.token_audience),
             webhook_limiter=ratelimit.RateLimiter(redis, config.webhook_rate_limit_per_minute),
+            metrics=gateway_metrics,
             local_caller=local_caller,
         )
     finally:
+        gateway_metrics.close()
         await runtime.close()
         await db.close()
         await redis.aclose()

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from agent_gateway import deps, errors, webhooks
+from agent_gateway import deps, errors, metrics, webhooks
 from agent_gateway.tools import agents, chat, config, runs, schedules, state
 
 INSTRUCTIONS = (
@@ -45,6 +45,9 @@ class GatewayServer(MCPServer):
     an argument that fails the input schema, an unknown tool) or an `UnexpectedToolError` (a
     crash); answering here keeps that one place, for every tool, instead of a wrapper per tool."""
 
+    gateway_metrics: metrics.GatewayMetrics
+
+    @metrics.observed
     async def call_tool(self, name: str, arguments: dict[str, Any],
                         context: Context[Any, Any] | None = None) -> Any:
         try:
@@ -94,9 +97,11 @@ def build_server(d: deps.Deps) -> MCPServer:
                             validate_token_resource=False)
     server = GatewayServer("agentclusters", instructions=INSTRUCTIONS, auth=auth,
                            token_verifier=d.token_verifier if http else None)
+    server.gateway_metrics = d.metrics
     for module in (agents, schedules, chat, state, runs, config):
         module.register(server, d)
-    server.custom_route("/hooks/{namespace}/{agent}/{path:path}", methods=["POST"])(webhooks.handler(d))
+    server.custom_route("/hooks/{namespace}/{agent}/{path:path}", methods=["POST"])(
+        metrics.counted_deliveries(webhooks.handler(d), d.metrics))
 
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(_request: Request) -> JSONResponse:

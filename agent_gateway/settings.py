@@ -44,10 +44,26 @@ class Settings:
     HTTP. Over stdio the tokens are read from each cluster's Secret as the kubeconfig's user."""
     webhook_rate_limit_per_minute: int = 600
     """Deliveries one webhook accepts per minute, across every gateway instance."""
+    metrics_port: int = 0
+    """Plain-HTTP port for Prometheus' `GET /metrics`, apart from the MCP port an Ingress
+    publishes; 0 serves none."""
+    metrics_host: str = ""
+    """Address the metrics port listens on; empty: the same as `host`."""
 
     @property
     def mcp_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/") + "/mcp"
+
+
+def metrics_port(text: str) -> int:
+    """A port number, or 0 for no metrics listener."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give 1-65535, or 0 to serve no metrics")
+    return port
 
 
 def parser() -> argparse.ArgumentParser:
@@ -71,6 +87,10 @@ def parser() -> argparse.ArgumentParser:
                    default=int(env("GATEWAY_WEBHOOK_RATE_LIMIT_PER_MINUTE", "600")))
     p.add_argument("--token-audience", default=env("GATEWAY_TOKEN_AUDIENCE", DEFAULT_AUDIENCE),
                    help="the audience callers' tokens must be minted for (kubectl create token --audience)")
+    p.add_argument("--metrics-port", type=metrics_port, default=metrics_port(env("GATEWAY_METRICS_PORT", "0")),
+                   help="serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: not served)")
+    p.add_argument("--metrics-host", default=env("GATEWAY_METRICS_HOST", ""),
+                   help="address of the metrics port (default: --host)")
     return p
 
 
@@ -83,6 +103,7 @@ def from_args(args: argparse.Namespace) -> Settings:
         webhook_max_body_bytes=args.webhook_max_body_bytes,
         webhook_rate_limit_per_minute=args.webhook_rate_limit_per_minute,
         token_audience=args.token_audience, stdio=args.stdio,
+        metrics_port=args.metrics_port, metrics_host=args.metrics_host,
         # From the environment only: a flag would show the key in the process list.
         replica_auth_key=os.environ.get(replica_auth.MASTER_KEY_ENV, "").encode(),
     )

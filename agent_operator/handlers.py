@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from agent_api import constants, secret_refs, tiers
 from agent_api.db import cluster_store, migrate
-from agent_operator import admission, kube, leadership, reconcile
+from agent_operator import admission, kube, leadership, metrics, reconcile
 from agent_operator.context import Context
 from agent_operator.settings import OperatorSettings
 from agent_operator.webhook_tls import self_signed
@@ -46,6 +46,7 @@ class Operator:
         self.ctx: Context | None = None
         self.term: Context | None = None
         self.queue: WorkQueue | None = None
+        self.metrics = metrics.OperatorMetrics()
         self.resync: asyncio.Task[None] | None = None
         self.elector: leadership.LeaseElector | None = None
         self.election: asyncio.Task[None] | None = None
@@ -95,6 +96,8 @@ class Operator:
         self.ctx = Context(kube=kube.Kube(api_client), settings=self.settings, db=pool,
                            redis=aioredis.from_url(self.settings.redis_url, socket_timeout=5,
                                                    socket_connect_timeout=5))
+        self.metrics.watch_depth(lambda: self.queue.depth() if self.queue is not None else 0)
+        self.metrics.serve(self.settings.metrics_host, self.settings.metrics_port)
         election = self.settings.leader_election
         if not election.enabled:
             log.info("leader election disabled: this process reconciles unconditionally")
@@ -115,7 +118,8 @@ class Operator:
                                             leadership.identity())
         self.term = Context(kube=kube.Kube(fenced), settings=self.settings, db=self.ctx.db,
                             redis=self.ctx.redis)
-        self.queue = WorkQueue(self._reconcile, self.settings.workers)
+        self.queue = WorkQueue(self.metrics.timed(self._reconcile), self.settings.workers)
+        self.metrics.leading(True)
         self.queue.start()
         self.resync = asyncio.create_task(self._resync_forever(), name="resync")
 
@@ -123,6 +127,7 @@ class Operator:
         """Cancel every reconcile in flight; events arriving from now on enqueue nothing."""
         queue, resync, term = self.queue, self.resync, self.term
         self.queue, self.resync, self.term = None, None, None
+        self.metrics.leading(False)
         # Everything is cancelled before the first await, so even a shutdown that cancels this
         # call leaves no reconcile running (and the fenced client refuses their writes anyway).
         if resync is not None:
@@ -141,6 +146,7 @@ class Operator:
         await self._stop_leading()
         if self.elector is not None:  # after the last write: the next leader starts at once
             await self.elector.release()
+        self.metrics.close()
         if self.ctx is not None:
             await self.ctx.db.close()
             await self.ctx.redis.aclose()

@@ -118,6 +118,11 @@ class OperatorSettings(BaseModel):
     resync_seconds: Annotated[float, Field(gt=0)] = 30.0
     """Every cluster is reconciled at least this often, even without events."""
     workers: Annotated[int, Field(ge=1, le=64)] = 4
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """Plain-HTTP port for Prometheus' `GET /metrics` (docs/operations.md, Metrics); 0 serves
+    none. The chart sets it (metrics.operatorPort)."""
+    metrics_host: str = "0.0.0.0"
+    """Address the metrics port listens on (127.0.0.1 when the operator runs on a workstation)."""
     tiers: tier_config.TierConfig = Field(default_factory=lambda: tier_config.DEFAULT)
     webhook: WebhookSettings | None = None
     leader_election: LeaderElectionSettings = Field(default_factory=LeaderElectionSettings)

@@ -42,6 +42,10 @@ class WorkQueue:
             self._queued.add(key)
             self._queue.put_nowait(key)
 
+    def depth(self) -> int:
+        """Keys waiting for a worker (not those being reconciled now)."""
+        return len(self._queued)
+
     def add_after(self, key: Key, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         if (timer := self._timers.get(key)) is not None:

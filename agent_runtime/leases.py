@@ -129,7 +129,7 @@ class LeaseKeeper:
                 log.warning("self-fencing fire %s: its lease could not be renewed in time",
                             entry.claim.id, extra={"fire_id": entry.claim.id,
                                                    "schedule": entry.claim.schedule})
-                self._metrics.self_fenced += 1
+                self._metrics.self_fenced()
                 entry.fenced = True
                 entry.task.cancel()
 
@@ -164,7 +164,7 @@ class LeaseKeeper:
             if entry.claim.id in renewed:
                 entry.deadline = sent + lease_seconds * (1 - SAFETY_MARGIN)
             elif self._live(entry):
-                self._metrics.fencing_rejections += 1
+                self._metrics.fencing_rejected()
                 entry.lease_lost = True
                 entry.task.cancel()
         self._changed.set()

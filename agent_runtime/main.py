@@ -87,7 +87,7 @@ async def run(identity: config.Identity | None = None,
     pool = await _connect_pool(identity.database_url, stop, identity.database_pooling)
     if pool is None:
         return 0
-    counters = metrics.Metrics()
+    counters = metrics.Metrics(identity.namespace, identity.cluster, identity.replica)
     await cluster_store.register_member(pool, identity.namespace, identity.cluster,
                                         identity.replica, identity.ordinal)
     watcher = config.ConfigWatcher(pool, identity)

@@ -70,7 +70,8 @@ class Runner:
         self.occupied: Callable[[], int] = lambda: self.manual_in_flight
         self._detached: set[asyncio.Task[Outcome]] = set()  # webhook and manual runs
         self.ai = engine.Engine(pool, engine.Identity(identity.namespace, identity.cluster,
-                                                      identity.replica), self._http_session)
+                                                      identity.replica), self._http_session,
+                                counted=counters.counting)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -96,7 +97,7 @@ class Runner:
 
     async def finish_run(self, run_id: int, trigger: str, status: str, error: str | None,
                          output: dict[str, Any] | None) -> None:
-        self._metrics.runs[(trigger, status)] += 1
+        self._metrics.run_finished(trigger, status)
         await self._pool.execute(queries.SQL["FinishRun"], run_id, status,
                                  *self.recordable(error, output))
 
@@ -117,6 +118,16 @@ class Runner:
         `fence` (fire id, lease token) makes the run's state writes conditional on its lease;
         `state` is the replica's state already read for it (else it is read here).
         """
+        with self._metrics.timed_run(trigger):
+            return await self._execute(function_name, trigger=trigger, schedule=schedule, fire_time=fire_time,
+                                       attempt=attempt, idempotency_key=idempotency_key, payload=payload,
+                                       run_id=run_id, fence=fence, state=state)
+
+    async def _execute(self, function_name: str, *, trigger: str, schedule: str | None,
+                       fire_time: dt.datetime | None, attempt: int, idempotency_key: str,
+                       payload: dict[str, Any], run_id: int | None = None,
+                       fence: tuple[int, int] | None = None,
+                       state: dict[str, Any] | None = None) -> Outcome:
         current = self._watcher.current
         function = current.functions.get(function_name) if current else None
         if function is None:
@@ -161,12 +172,12 @@ class Runner:
             raise UnknownFunction(function_name)
         self.admit(current)
         self.manual_in_flight += 1
-        self._metrics.in_flight += 1
+        self._metrics.in_flight.inc()
         try:
             run_id = await self.start_run(function_name, trigger)
         except BaseException:
             self.manual_in_flight -= 1
-            self._metrics.in_flight -= 1
+            self._metrics.in_flight.dec()
             raise
         task = asyncio.create_task(self._complete_now(
             run_id, function_name, trigger, payload, idempotency_key or f"{trigger}:{uuid.uuid4()}"))
@@ -200,7 +211,7 @@ class Runner:
             raise
         finally:
             self.manual_in_flight -= 1
-            self._metrics.in_flight -= 1
+            self._metrics.in_flight.dec()
 
     async def drain_manual(self, grace_seconds: float) -> None:
         """On shutdown: let webhook and manual runs finish within the grace period, then
@@ -219,13 +230,14 @@ class Runner:
             raise engine.EngineNotConfigured("this agent has no AI engine: spec.ai is not set")
         self.admit(current)
         self.manual_in_flight += 1
-        self._metrics.in_flight += 1
+        self._metrics.in_flight.inc()
         try:
             run_id = await self.start_run("chat", "chat")
             try:
-                result = await asyncio.wait_for(
-                    self.ai.chat(current, message, conversation_id, self.state_store(), run_id),
-                    current.limits.run_timeout_seconds)
+                with self._metrics.timed_run("chat"):
+                    result = await asyncio.wait_for(
+                        self.ai.chat(current, message, conversation_id, self.state_store(), run_id),
+                        current.limits.run_timeout_seconds)
             except TimeoutError:
                 result = loop.LoopResult(stop_reason="error", error=(
                     f"timed out after {current.limits.run_timeout_seconds} s "
@@ -239,7 +251,7 @@ class Runner:
             return run_id, result
         finally:
             self.manual_in_flight -= 1
-            self._metrics.in_flight -= 1
+            self._metrics.in_flight.dec()
 
     async def _run_prompt(self, current: spec.RuntimeSpec, function: models.Function,
                           context: functions.RunContext, run_id: int | None,

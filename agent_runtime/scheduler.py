@@ -138,7 +138,7 @@ class Scheduler:
             # once (its pass inserts the fires; re-reading thousands of lanes meanwhile
             # would only cost CPU).
             busy_lanes = result.lanes_busy > 0
-            self._metrics.missed += result.missed
+            self._metrics.missed(result.missed)
             if result.missed:
                 log.warning("%s fires missed: not started within their grace "
                             "(missedFireGraceSeconds)", result.missed,
@@ -204,6 +204,8 @@ class Scheduler:
             try:
                 claims = await fires.claim(self._pool, i.namespace, i.cluster, i.replica, want,
                                            list(self.in_flight), lease_seconds, self._clock())
+                # Lateness on this replica's clock unless a test injects one (skew is clamped).
+                claims_at = self._clock() or dt.datetime.now(dt.UTC)
                 # The runs of one claim see one snapshot of the replica's state, read once
                 # (each reads its own if that fails: the claimed fires must start whatever
                 # happens).
@@ -212,6 +214,7 @@ class Scheduler:
                     with contextlib.suppress(*DB_ERRORS):
                         state = await self._runner.state_store().items()
                 for claim in claims:
+                    self._metrics.claimed((claims_at - claim.fire_time).total_seconds())
                     self._start(claim, sent, lease_seconds, state)
             finally:
                 self._claiming_slots = 0
@@ -228,9 +231,8 @@ class Scheduler:
             log.error("claimed fire %s that this replica is still running; not starting it "
                       "again", claim.id)
             return
-        self._metrics.claims += 1
         entry = self.leases.hold(claim, sent, lease_seconds)
-        self._metrics.in_flight += 1
+        self._metrics.in_flight.inc()
         entry.task = asyncio.create_task(self._execute(entry, state), name=f"fire-{claim.id}")
 
     async def _execute(self, entry: leases.InFlight, state: dict | None = None) -> None:
@@ -262,7 +264,7 @@ class Scheduler:
             await self._hand_back(entry, fields)
         finally:
             self.leases.drop(claim.id)
-            self._metrics.in_flight -= 1
+            self._metrics.in_flight.dec()
             self._wake.set()
 
     async def _complete(self, entry: leases.InFlight, outcome: runner.Outcome,
@@ -283,14 +285,14 @@ class Scheduler:
                             lambda: fires.cancel_ruled_out(self._pool, i.namespace, i.cluster,
                                                            claim, done, self._clock()))
         if done.accepted:
-            self._metrics.runs[("schedule", outcome.status)] += 1
+            self._metrics.run_finished("schedule", outcome.status)
             log.info("run %s", outcome.status, extra={**fields, "error": outcome.error})
             if done.disabled_at is not None and policy.action == "disable":
                 log.error("schedule %r disabled after %s consecutive failures", claim.schedule,
                           done.consecutive_failures, extra={"schedule": claim.schedule})
             return
-        self._metrics.runs[("schedule", "rejected")] += 1
-        self._metrics.fencing_rejections += 1
+        self._metrics.run_finished("schedule", "rejected")
+        self._metrics.fencing_rejected()
         log.warning("late completion rejected: the fire was taken over by another replica "
                     "(stale fencing token)", extra=fields)
 
@@ -301,7 +303,7 @@ class Scheduler:
         released = await _retrying(f"releasing fire {claim.id}", lambda: fires.release(
             self._pool, claim, count_attempt, why))
         status = "released" if released else "rejected"
-        self._metrics.runs[("schedule", status)] += 1
+        self._metrics.run_finished("schedule", status)
         log.warning("run %s: %s", status, why, extra={**fields, "released": released})
 
     def _policy(self, schedule_name: str) -> fires.FailurePolicy:

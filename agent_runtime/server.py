@@ -65,10 +65,10 @@ def build_app(identity: config.Identity, counters: metrics.Metrics, run: runner.
         is_ready = ready()
         return web.json_response({"ready": is_ready, **labels}, status=200 if is_ready else 503)
 
+    counters.watch_ready(ready)
+
     async def metrics_text(_request: web.Request) -> web.Response:
-        counters.ready = ready()
-        return web.Response(text=counters.render(labels), content_type="text/plain",
-                            charset="utf-8", headers={"X-Prometheus-Format": "0.0.4"})
+        return web.Response(body=counters.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
 
     async def run_function(request: web.Request) -> web.Response:
         function = request.match_info["function"]
@@ -127,6 +127,11 @@ def build_app(identity: config.Identity, counters: metrics.Metrics, run: runner.
 
     async def hook(request: web.Request) -> web.Response:
         """A signed delivery, forwarded by the gateway; see agent_runtime/webhooks.py."""
+        answer = await deliver(request)
+        counters.webhook_delivery(answer.status)
+        return answer
+
+    async def deliver(request: web.Request) -> web.Response:
         name = request.match_info["webhook"]
         current = run.current_spec()
         webhook = current.webhooks.get(name) if current else None

@@ -12,7 +12,7 @@ What this module relies on, and so what to adapt when the runtime changes:
     database_pooling=...)`;
   - `database.create_pool(url, pooling)`;
   - `config.ConfigWatcher(pool, identity)` with `load()` and `run(stop)`;
-  - `metrics.Metrics()`, `runner.Runner(pool, identity, watcher, counters)` and `close()`;
+  - `metrics.Metrics(namespace, cluster, replica)`, `runner.Runner(pool, identity, watcher, counters)` and `close()`;
   - `scheduler.Scheduler(pool, identity, watcher, runner, counters)` with `run(stop)` and
     `drain(grace_seconds)`;
   - `cluster_store.register_member`.
@@ -85,7 +85,7 @@ async def _start_replica(database_url: str, name: str, namespace: str, cluster: 
     except BaseException:
         await pool.close()
         raise
-    counters = metrics.Metrics()
+    counters = metrics.Metrics(namespace, cluster, name)
     run = runner.Runner(pool, identity, watcher, counters)
     replica = Replica(name, pool, watcher, run,
                       scheduler.Scheduler(pool, identity, watcher, run, counters))

@@ -8,7 +8,9 @@
    the official MCP client and a ServiceAccount token minted for the gateway (make, a signed
    webhook, scale, schedules in single and cluster mode, a function run now and read back, chat
    with replica affinity (the echo engine says how many earlier turns it was given), archived
-   state, scale back up, a webhook delivery and its refused replay).
+   state, scale back up, a webhook delivery and its refused replay);
+5. the peak memory of every process, and a few real lines of a replica's and the gateway's
+   Prometheus metrics.
 
 Everything runs in a temporary directory and is stopped at the end (`--keep` leaves it up).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import collections
 import json
 import subprocess
@@ -32,7 +35,7 @@ import yaml
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from agent_api import secret_env, webhook_signatures
+from agent_api import replica_auth, secret_env, webhook_signatures
 from devcluster import gateway_process, operator_process, services
 from devcluster.cluster import DevCluster
 from devcluster.ports import free_port, wait_until
@@ -142,6 +145,48 @@ def peak_memory(pids: dict[str, int]) -> dict[str, int]:
             if line.startswith("VmHWM:"):
                 peaks[name] = int(line.split()[1])
     return peaks
+
+
+METRIC_LINES = 4  # per metric shown: enough to see the labels, short enough to read
+
+
+REPLICA_METRICS = ("agentclusters_runs_total", "agentclusters_fire_claims_total", "agentclusters_ai_tokens_total",
+                   "agentclusters_webhook_deliveries_total")
+GATEWAY_METRICS = ("agentclusters_gateway_tool_calls_total", "agentclusters_gateway_webhook_deliveries_total")
+
+
+def show_metrics(demo: Demo, gateway: gateway_process.RunningGateway, agent: str = "social-scraper") -> None:
+    """A few real lines of a replica's /metrics (as Prometheus scrapes it: the pod's IP, the
+    cluster's token from its namespace's Secret) and of the gateway's metrics port. The replica
+    shown is the one that did the most of what is shown (chat and the webhook went to one)."""
+    token = base64.b64decode(demo.get("secret", replica_auth.SECRET_NAME)["data"][agent]).decode()
+    scrapes = []
+    for pod in demo.get("pods", "-l", f"agentclusters.io/cluster={agent}")["items"]:
+        port = pod["spec"]["containers"][0]["ports"][0]["containerPort"]
+        url = f"http://{pod['status']['podIP']}:{port}/metrics"
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            text = answer.read().decode()
+        scrapes.append((sum(bool(_lines(text, name)) for name in REPLICA_METRICS), url, text))
+    _, url, replica = max(scrapes)
+    print(f"\nGET {url} (Authorization: Bearer <{agent}'s token from Secret {replica_auth.SECRET_NAME}>)")
+    _print_lines(replica, REPLICA_METRICS)
+    with urllib.request.urlopen(gateway.metrics_url, timeout=30) as answer:
+        served = answer.read().decode()
+    print(f"\nGET {gateway.metrics_url} (the gateway's metrics port, apart from /mcp)")
+    _print_lines(served, GATEWAY_METRICS)
+
+
+def _lines(text: str, name: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(name + "{")]
+
+
+def _print_lines(text: str, names: tuple[str, ...]) -> None:
+    if not _lines(text, names[0]):
+        raise RuntimeError(f"no {names[0]} in the scrape: metrics are missing")
+    for name in names:
+        for line in _lines(text, name)[:METRIC_LINES]:
+            print(f"  {line}")
 
 
 def replica_pids(demo: Demo) -> dict[str, int]:
@@ -350,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, kib in peaks.items():
             print(f"  {name:<34} {kib / 1024:7.1f} MiB")
         print(f"  {'total':<34} {sum(peaks.values()) / 1024:7.1f} MiB")
+        step("Metrics: a few real lines from a replica (with its cluster's token) and from the gateway")
+        show_metrics(demo, gateway)
         step("Done")
         if args.keep:
             print(f"left running; KUBECONFIG={cluster.kubeconfig}")

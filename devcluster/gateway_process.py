@@ -36,6 +36,8 @@ class RunningGateway:
     process: Process
     url: str
     """Base URL, e.g. http://127.0.0.1:41234; MCP is at `mcp_url`."""
+    metrics_url: str = ""
+    """Where Prometheus scrapes it (a port of its own, as in the chart)."""
 
     @property
     def mcp_url(self) -> str:
@@ -49,12 +51,13 @@ def start(state_dir: Path, kubeconfig: Path, database_url: str, redis_url: str, 
           default_namespace: str = "default", rate_limit_per_minute: int = 600) -> RunningGateway:
     """Start the gateway on a free loopback port; returns once /healthz answers. The replica
     auth key must be the operator's."""
-    port = ports.free_port()
+    port, metrics_port = ports.free_port(), ports.free_port()
     process = Process(
         "gateway",
         [sys.executable, "-m", "agentclusters", "gateway", f"--kubeconfig={kubeconfig}",
          f"--database-url={database_url}", f"--redis-url={redis_url}", "--host=127.0.0.1", f"--port={port}",
-         f"--default-namespace={default_namespace}", f"--rate-limit-per-minute={rate_limit_per_minute}"],
+         f"--default-namespace={default_namespace}", f"--rate-limit-per-minute={rate_limit_per_minute}",
+         f"--metrics-port={metrics_port}"],
         state_dir / "logs" / "gateway.log",
         env={**os.environ, replica_auth.MASTER_KEY_ENV: replica_auth_key},
     ).start()
@@ -63,7 +66,7 @@ def start(state_dir: Path, kubeconfig: Path, database_url: str, redis_url: str, 
     except BaseException:
         process.stop()
         raise
-    return RunningGateway(process, f"http://127.0.0.1:{port}")
+    return RunningGateway(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics")
 
 
 def issue_caller_token(kubectl: Path, kubeconfig: Path, namespace: str, name: str = "mcp-caller",

@@ -75,7 +75,7 @@ TEST_LEADER_ELECTION: dict[str, Any] = {
 
 def write_settings(path: Path, database_url: str, redis_url: str, *, webhook_port: int,
                    grace_seconds: int = 10, tiers: dict[str, Any] | None = None,
-                   leader_election: dict[str, Any] | None = None) -> Path:
+                   leader_election: dict[str, Any] | None = None, metrics_port: int = 0) -> Path:
     settings = {
         "image": "agent-clusters:dev",
         # Images are ignored by the process kubelet; the command must exist on this machine.
@@ -84,6 +84,8 @@ def write_settings(path: Path, database_url: str, redis_url: str, *, webhook_por
         "redisUrl": redis_url,
         "terminationGracePeriodSeconds": grace_seconds,
         "resyncSeconds": 5,
+        "metricsHost": "127.0.0.1",
+        "metricsPort": metrics_port,
         "tiers": tiers or DEFAULT_TIERS,
         "webhook": {"host": "127.0.0.1", "listen": "127.0.0.1", "port": webhook_port,
                     "certDir": str(path.parent / "webhook-tls"),
@@ -110,15 +112,20 @@ def start(state_dir: Path, kubectl: Path, kubeconfig: Path, database_url: str, r
 
 def start_many(count: int, state_dir: Path, kubectl: Path, kubeconfig: Path, database_url: str,
                redis_url: str, replica_auth_key: str, **settings: Any) -> list[Process]:
-    """Apply the CRDs and start `count` operators sharing one settings file (one Lease, one
-    webhook port); returns once every one of them serves the webhook. Logs: logs/operator.log,
-    then logs/operator-2.log, ..."""
+    """Apply the CRDs and start `count` operators with the same settings (one Lease, one
+    webhook port) but each its own metrics port (a plain listener: no SO_REUSEPORT); returns
+    once every one of them serves the webhook. Settings and logs: operator.yaml and
+    logs/operator.log, then operator-2.yaml and logs/operator-2.log, ..."""
     apply_crds(kubectl, kubeconfig)
     port = ports.free_port()
-    config = write_settings(state_dir / "operator.yaml", database_url, redis_url, webhook_port=port, **settings)
+    metrics_port = settings.pop("metrics_port", None)
     started: list[Process] = []
     try:
         for index in range(count):
+            config = write_settings(  # `metrics_url(state_dir)` reads the first one back
+                settings_path(state_dir, index), database_url, redis_url, webhook_port=port,
+                metrics_port=metrics_port if index == 0 and metrics_port is not None else ports.free_port(),
+                **settings)
             # One after the other: the first writes the shared self-signed certificate.
             started.append(launch(state_dir, kubeconfig, config, replica_auth_key, index))
     except BaseException:
@@ -130,7 +137,7 @@ def start_many(count: int, state_dir: Path, kubectl: Path, kubeconfig: Path, dat
 
 def launch(state_dir: Path, kubeconfig: Path, config: Path, replica_auth_key: str, index: int = 0) -> Process:
     """Start one operator with an existing settings file; returns once its webhook serves."""
-    name = "operator" if index == 0 else f"operator-{index + 1}"
+    name = _name(index)
     log = state_dir / "logs" / f"{name}.log"
     offset = log.stat().st_size if log.exists() else 0
     process = Process(
@@ -153,7 +160,22 @@ def launch(state_dir: Path, kubeconfig: Path, config: Path, replica_auth_key: st
 WEBHOOK_SERVING = "Reconfiguring the validating webhook"
 
 
+def _name(index: int) -> str:
+    return "operator" if index == 0 else f"operator-{index + 1}"
+
+
 def _read_from(log: Path, offset: int) -> str:
     with log.open("rb") as handle:
         handle.seek(offset)
         return handle.read().decode(errors="replace")
+
+
+def settings_path(state_dir: Path, index: int = 0) -> Path:
+    """The settings file of operator `index` started in `state_dir`."""
+    return state_dir / f"{_name(index)}.yaml"
+
+
+def metrics_url(state_dir: Path, index: int = 0) -> str:
+    """Where operator `index` started in `state_dir` serves Prometheus metrics."""
+    settings = yaml.safe_load(settings_path(state_dir, index).read_text())
+    return f"http://{settings['metricsHost']}:{settings['metricsPort']}/metrics"

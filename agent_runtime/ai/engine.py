@@ -65,8 +65,10 @@ class Engine:
     def __init__(self, pool: asyncpg.Pool, identity: Identity,
                  session: Callable[[], aiohttp.ClientSession],
                  env: Mapping[str, str] | None = None,
-                 channel_attempts: int = 4, channel_backoff_seconds: float = 0.5) -> None:
+                 channel_attempts: int = 4, channel_backoff_seconds: float = 0.5,
+                 counted: Callable[[providers.Provider], providers.Provider] = lambda provider: provider) -> None:
         self._pool = pool
+        self._counted = counted  # wraps each provider built, so its calls are counted
         self._identity = identity
         self._session = session
         self._env = dict(os.environ if env is None else env)
@@ -91,7 +93,7 @@ class Engine:
             current.ai.provider, current.ai.model, current.ai.base_url,
             self._secrets(current).api_key, self._timeout, self._max_retries)
         if self._provider is None or self._provider[0] != settings:
-            self._provider = (settings, providers.build(settings))
+            self._provider = (settings, self._counted(providers.build(settings)))
         return self._provider[1]
 
     def _mcp_servers(self, current: spec.RuntimeSpec) -> list[mcp_tools.McpServerTools]:

@@ -97,8 +97,11 @@ def test_custom_tiers_and_agents_reach_the_settings(tmp_path: Path) -> None:
     assert loaded.webhook is None
     kinds = {d["kind"] for d in docs}
     assert "ValidatingWebhookConfiguration" not in kinds
-    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Service"] == [GATEWAY]  # no webhook Service
-    assert "ports" not in _container(docs) and "readinessProbe" not in _container(docs)
+    services = {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
+    assert services == {GATEWAY, "ac-agent-clusters-metrics", f"{GATEWAY}-metrics"}  # no webhook Service
+    # Only the metrics port; no webhook port and so no readiness check on it.
+    assert [p["name"] for p in _container(docs)["ports"]] == ["metrics"]
+    assert "readinessProbe" not in _container(docs)
     namespaced = chart.one(docs, "ClusterRole", "ac-agent-clusters")
     assert chart.rules(namespaced) == chart.expected_namespaced_rules("agent-env")
     cluster = chart.one(docs, "ClusterRole", "ac-agent-clusters-cluster")
@@ -265,7 +268,8 @@ def test_two_operators_roll_one_at_a_time_and_hardened_pod() -> None:
 
 # --- the MCP gateway ------------------------------------------------------------------------
 
-GATEWAY_KINDS = {("Deployment", GATEWAY), ("Service", GATEWAY), ("ServiceAccount", GATEWAY),
+GATEWAY_KINDS = {("Deployment", GATEWAY), ("Service", GATEWAY), ("Service", f"{GATEWAY}-metrics"),
+                 ("ServiceAccount", GATEWAY),
                  ("ClusterRole", GATEWAY), ("ClusterRole", f"{GATEWAY}-auth"),
                  ("ClusterRoleBinding", GATEWAY), ("ClusterRoleBinding", f"{GATEWAY}-auth")}
 
@@ -305,7 +309,8 @@ def test_gateway_is_on_by_default_and_reachable_through_its_service(monkeypatch:
     assert pod["serviceAccountName"] == GATEWAY
     assert pod["securityContext"]["runAsNonRoot"] is True
     container = _container(docs, GATEWAY)
-    assert container["ports"] == [{"name": "http", "containerPort": 8090, "protocol": "TCP"}]
+    assert container["ports"] == [{"name": "http", "containerPort": 8090, "protocol": "TCP"},
+                                  {"name": "metrics", "containerPort": 9091, "protocol": "TCP"}]
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -469,3 +474,15 @@ def test_one_operator_gets_no_disruption_budget_and_leader_election_settings_rea
             election.retry_period_seconds) == (30, 10, 2)
     role = chart.one(docs, "Role", f"{OPERATOR}-leader-election")
     assert chart.rules(role) == chart.expected_leader_election_rules("ops-lease")
+
+
+def test_operator_and_gateway_serve_metrics_on_the_ports_their_metrics_services_target(tmp_path: Path) -> None:
+    docs = chart.render({**chart.URLS, "metrics.operatorPort": "9100", "metrics.gatewayPort": "9101"})
+    operator = _settings(docs, tmp_path)
+    assert operator.metrics_port == 9100 and operator.metrics_host == "0.0.0.0"
+    assert {"name": "metrics", "containerPort": 9100, "protocol": "TCP"} in _container(docs)["ports"]
+    assert _gateway_settings(docs).metrics_port == 9101
+    assert {"name": "metrics", "containerPort": 9101, "protocol": "TCP"} in _container(docs, GATEWAY)["ports"]
+    for service, port in (("ac-agent-clusters-metrics", 9100), (f"{GATEWAY}-metrics", 9101)):
+        assert chart.one(docs, "Service", service)["spec"]["ports"] == [
+            {"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"}]

@@ -127,6 +127,7 @@ leaderElection:
   leaseDurationSeconds: {{ .Values.operator.leaderElection.leaseDurationSeconds }}
   renewDeadlineSeconds: {{ .Values.operator.leaderElection.renewDeadlineSeconds }}
   retryPeriodSeconds: {{ .Values.operator.leaderElection.retryPeriodSeconds }}
+metricsPort: {{ .Values.metrics.operatorPort }}
 tiers:
   defaultTier: {{ .Values.tiers.defaultTier | quote }}
   {{- with .Values.tiers.namespaceLabel }}

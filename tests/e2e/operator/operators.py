@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import time
+import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,8 @@ class OperatorGroup:
 
     def start_again(self, index: int) -> Process:
         """Start operator `index` anew (same settings, log and webhook port) after it stopped."""
-        process = operator_process.launch(self.state_dir, self.kubeconfig, self.state_dir / "operator.yaml",
+        process = operator_process.launch(self.state_dir, self.kubeconfig,
+                                          operator_process.settings_path(self.state_dir, index),
                                           self.replica_auth_key, index)
         self.processes[index] = process
         return process
@@ -50,6 +52,15 @@ class OperatorGroup:
     def identity(process: Process) -> str:
         """The Lease holder identity of a devcluster operator (hostname and pid)."""
         return f"{socket.gethostname()}_{process.pid}"
+
+    def leader_gauge(self, process: Process) -> float:
+        """`agentclusters_operator_leader` as `process` serves it."""
+        url = operator_process.metrics_url(self.state_dir, self.processes.index(process))
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        [value] = [line.split()[-1] for line in text.splitlines()
+                   if line.startswith("agentclusters_operator_leader ")]
+        return float(value)
 
     def field_manager(self, process: Process) -> str:
         return f"{FIELD_MANAGER_PREFIX}{self.identity(process)}"

@@ -87,6 +87,7 @@ def test_exactly_one_operator_holds_the_lease_and_only_it_reconciles(
             f"{operator_group.identity(leader)}") in follower_log
     assert "acquired Lease" not in follower_log
     assert "acquired Lease" in operator_group.log(leader)
+    assert (operator_group.leader_gauge(leader), operator_group.leader_gauge(follower)) == (1, 0)
 
 
 def test_a_killed_leader_is_replaced_within_the_lease_and_the_scale_up_converges(

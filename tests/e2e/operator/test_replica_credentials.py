@@ -42,7 +42,7 @@ def test_each_cluster_has_its_own_token_which_only_its_replicas_accept(agc, k8s_
     assert alpha_token == replica_auth.token(operator.replica_auth_key.encode(), namespace, "alpha")
     own = httpx.get(f"{alpha}/metrics", headers={"Authorization": f"Bearer {alpha_token}"}, timeout=30)
     other = httpx.get(f"{alpha}/metrics", headers={"Authorization": f"Bearer {beta_token}"}, timeout=30)
-    assert own.status_code == 200 and "agent_runs_in_flight" in own.text
+    assert own.status_code == 200 and "agentclusters_runs_in_flight" in own.text
     assert other.status_code == 401
     assert httpx.get(f"{beta}/metrics", headers={"Authorization": f"Bearer {beta_token}"},
                      timeout=30).status_code == 200

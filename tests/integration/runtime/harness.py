@@ -125,7 +125,7 @@ class Replica:
                                             self.ordinal)
         self.watcher = config.ConfigWatcher(self.pool, identity)
         await self.watcher.load()
-        counters = metrics.Metrics()
+        counters = self.metrics = metrics.Metrics(NAMESPACE, CLUSTER, self.name)
         self.runner = runner.Runner(self.pool, identity, self.watcher, counters)
         self.scheduler = scheduler.Scheduler(self.pool, identity, self.watcher, self.runner,
                                              counters, self.clock, tick_seconds=0.05)

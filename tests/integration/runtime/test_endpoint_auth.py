@@ -39,7 +39,7 @@ async def test_protected_endpoints_refuse_a_caller_without_the_token(spawn, data
     for answer in answers:
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
         assert "Authorization: Bearer" in answer.json()["error"]
-        assert "agent_runs_total" not in answer.text  # no metrics leak into the refusal
+        assert "agentclusters_" not in answer.text  # no metrics leak into the refusal
     assert await _runs(database_url) == 0  # nothing ran, nothing was recorded
 
 
@@ -47,7 +47,7 @@ async def test_protected_endpoints_serve_the_caller_with_the_token(spawn, databa
     process = await _serving(spawn, database_url)
     async with httpx.AsyncClient(base_url=process.url, headers=harness.AUTH) as http:
         metrics, run, chat = [await http.request(method, path, json=body) for method, path, body in PROTECTED]
-    assert metrics.status_code == 200 and "agent_runs_in_flight" in metrics.text
+    assert metrics.status_code == 200 and "agentclusters_runs_in_flight" in metrics.text
     assert run.status_code == 200 and run.json()["output"]["result"]["echo"] == {"a": 1}
     # No spec.ai here: the chat got past the credential check and was refused for that reason.
     assert chat.status_code == 503 and "spec.ai is not set" in chat.json()["error"]
@@ -86,7 +86,7 @@ async def test_a_slot_freed_by_a_finished_run_takes_the_next_one(spawn, database
         async def freed() -> bool:
             """the first run finished and gave its slot back"""
             metrics = await http.get("/metrics")
-            return any(line.startswith("agent_runs_in_flight{") and line.endswith(" 0")
+            return any(line.startswith("agentclusters_runs_in_flight{") and line.endswith(" 0.0")
                        for line in metrics.text.splitlines())
 
         await harness.wait_for(freed, within=30)

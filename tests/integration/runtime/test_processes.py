@@ -184,8 +184,8 @@ async def test_http_endpoints_and_redis_registration(database_url, redis_url, sp
     # No spec.ai here: chat answers 503 naming the replica (tests/integration/runtime/ai/).
     assert chat.status_code == 503 and chat.json()["replica"] == "daring-duck"
     assert "spec.ai is not set" in chat.json()["error"]
-    assert 'agent_runs_total{cluster="scraper",namespace="team-a",replica="daring-duck",' \
-           'trigger="webhook",status="succeeded"} 1' in metrics.text
+    assert 'agentclusters_runs_total{agent_replica="daring-duck",agentcluster="scraper",' \
+           'agentcluster_namespace="team-a",outcome="succeeded",trigger="webhook"} 1.0' in metrics.text
     assert gone == 0
 
 

@@ -28,3 +28,11 @@ def test_http_mode_refuses_to_start_without_the_replica_auth_key(monkeypatch: py
     monkeypatch.delenv(replica_auth.MASTER_KEY_ENV, raising=False)
     assert main.main(URLS) == 2
     assert "AGENTCLUSTERS_REPLICA_AUTH_KEY is not set" in capsys.readouterr().err
+
+
+def test_metrics_port_is_off_by_default_and_a_bad_one_is_refused_with_the_range(capsys) -> None:
+    assert settings.from_args(settings.parser().parse_args([])).metrics_port == 0
+    assert settings.from_args(settings.parser().parse_args(["--metrics-port=9091"])).metrics_port == 9091
+    with pytest.raises(SystemExit):
+        settings.parser().parse_args(["--metrics-port=70000"])
+    assert "give 1-65535, or 0 to serve no metrics" in capsys.readouterr().err

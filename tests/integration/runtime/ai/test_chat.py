@@ -33,7 +33,8 @@ class ServedReplica:
 
     async def start(self) -> ServedReplica:
         await self.replica.start()
-        app = server.build_app(self.replica.runner._identity, metrics.Metrics(),
+        identity = self.replica.runner._identity
+        app = server.build_app(identity, metrics.Metrics(identity.namespace, identity.cluster, identity.replica),
                                self.replica.runner, lambda: True)
         self._site = web.AppRunner(app, access_log=None)
         await self._site.setup()
