@@ -24,6 +24,11 @@ class Conflict(Exception):
     """The object changed since it was read (HTTP 409): re-read and reconcile again."""
 
 
+class Refused(Exception):
+    """The API server refused to create an object: Pod Security admission, a ResourceQuota, a
+    LimitRange, a webhook, an invalid object... The message is the API server's own."""
+
+
 class ReviewFailed(Exception):
     """A SubjectAccessReview could not be made; the webhook then admits nothing it would check."""
 
@@ -96,8 +101,13 @@ class Kube:
         return result["items"]
 
     async def create_pod(self, namespace: str, pod: Obj) -> bool:
-        """Create; False if a pod of that name already exists."""
-        return await _call(self.core.create_namespaced_pod, namespace, pod, raw=True, exists=False) is not False
+        """Create; False if a pod of that name already exists. Raises Refused with the API
+        server's message when it refuses the pod, whatever the reason."""
+        try:
+            return await _call(self.core.create_namespaced_pod, namespace, pod, raw=True,
+                               exists=False) is not False
+        except ApiException as error:
+            raise Refused(f"{error.status} {error.reason}: {_message(error)}") from error
 
     async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> None:
         body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid) if uid else None)

@@ -27,6 +27,7 @@ class Observation:
     quota_message: str | None = None
     rolling: list[str] = field(default_factory=list)
     failing: dict[str, str] = field(default_factory=dict)  # member -> why
+    refused: dict[str, str] = field(default_factory=dict)  # member -> the API server's refusal
     config_error: str | None = None
 
 
@@ -85,7 +86,12 @@ def conditions(
     else:
         progressing = ("False", "Reconciled", f"{allocated} replicas, all ready")
 
-    if seen.failing:
+    if seen.refused:
+        # First: no pod exists for these members, and only a change of the namespace (its
+        # labels, quota, limits or webhooks) or of the spec can change that.
+        details = "; ".join(refused_message(name, why) for name, why in sorted(seen.refused.items()))
+        degraded = ("True", constants.EVENT_POD_CREATE_REFUSED, details)
+    elif seen.failing:
         details = "; ".join(f"{name}: {why}" for name, why in sorted(seen.failing.items()))
         degraded = ("True", "ReplicaFailing", details)
     elif seen.config_error:
@@ -121,6 +127,11 @@ def conditions(
             last_transition_time=changed_at, observed_generation=seen.generation,
         ))
     return result
+
+
+def refused_message(member: str, why: str) -> str:
+    """How a refused pod reads, in the Degraded condition and in its Warning event."""
+    return f"the API server refused the pod of replica {member}: {why}"
 
 
 def selector(cluster: str) -> str:
