@@ -49,6 +49,7 @@ class Kube:
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.authz = client.AuthorizationV1Api(api_client)
+        self.policy = client.PolicyV1Api(api_client)
 
     # --- AgentClusters ---------------------------------------------------------------
     async def get_cluster(self, namespace: str, name: str) -> Obj | None:
@@ -112,6 +113,26 @@ class Kube:
     async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> None:
         body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid) if uid else None)
         await _call(self.core.delete_namespaced_pod, name, namespace, body=body, raw=True, not_found=None)
+
+    # --- PodDisruptionBudgets ------------------------------------------------------------
+    async def get_budget(self, namespace: str, name: str) -> Obj | None:
+        return await _call(self.policy.read_namespaced_pod_disruption_budget, name, namespace,
+                           raw=True, not_found=None)
+
+    async def create_budget(self, namespace: str, budget: Obj) -> None:
+        """Create; one created meanwhile (by another pass) is the next pass's to compare."""
+        await _call(self.policy.create_namespaced_pod_disruption_budget, namespace, budget, raw=True,
+                    exists=None)
+
+    async def patch_budget(self, namespace: str, name: str, patch: Obj, resource_version: str) -> None:
+        """Patch the budget read at `resource_version` (a lost race raises Conflict)."""
+        body = {**patch, "metadata": {**patch.get("metadata", {}), "resourceVersion": resource_version}}
+        await _call(self.policy.patch_namespaced_pod_disruption_budget, name, namespace, body, raw=True)
+
+    async def delete_budget(self, namespace: str, name: str, uid: str) -> None:
+        body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+        await _call(self.policy.delete_namespaced_pod_disruption_budget, name, namespace, body=body,
+                    raw=True, not_found=None)
 
     # --- Namespaces, Secrets, Events ---------------------------------------------------
     async def namespace_labels(self, namespace: str) -> dict[str, str]:

@@ -21,7 +21,17 @@ import pydantic
 
 from agent_api import constants, models, tiers
 from agent_api.db import cluster_store
-from agent_operator import credentials, deletion, kube, membership, pods, quota, replica_auth, status
+from agent_operator import (
+    credentials,
+    deletion,
+    disruption,
+    kube,
+    membership,
+    pods,
+    quota,
+    replica_auth,
+    status,
+)
 from agent_operator.context import Context
 
 log = logging.getLogger(__name__)
@@ -76,6 +86,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     current = await _retire_scaled_down(ctx, obj, current, cluster_pods)
     await _ensure_member_pods(ctx, obj, current, cluster_pods, tier, credentials_version, seen)
     await _roll_outdated_pod(ctx, obj, current, cluster_pods, tier, spec, credentials_version, seen)
+    await _ensure_disruption_budget(ctx, obj, spec, current, seen)
     final = await _write_status(ctx, obj, current, seen, cluster_pods)
 
     settled = (
@@ -239,6 +250,20 @@ async def _roll_outdated_pod(
         f"replacing the pod of {member.name} (image, resources or credentials changed); "
         f"{len(outdated) - 1} more after it is Ready",
     )
+
+
+async def _ensure_disruption_budget(
+    ctx: Context, obj: Obj, spec: models.AgentClusterSpec, current: models.AgentClusterStatus,
+    seen: status.Observation,
+) -> None:
+    """2+ replicas: a PodDisruptionBudget owned by the cluster; fewer: none."""
+    try:
+        await disruption.ensure(ctx, obj, spec)
+    except disruption.ForeignBudget as error:
+        seen.budget_error = str(error)
+        before = next((c for c in current.conditions if c.type == constants.CONDITION_DEGRADED), None)
+        if before is None or before.message != seen.budget_error:
+            await ctx.kube.create_event(obj, "Warning", status.BUDGET_CONFLICT, seen.budget_error)
 
 
 async def _write_status(

@@ -14,6 +14,10 @@ from typing import Any
 from agent_api import constants, models
 from agent_operator import membership
 
+# Degraded reason (and Warning event) when a PodDisruptionBudget of the cluster's name is not
+# the cluster's own (agent_operator.disruption).
+BUDGET_CONFLICT = "DisruptionBudgetConflict"
+
 # Member phase while a live member's pod is being deleted; a new pod under the same name follows.
 REPLACING = "Replacing"
 
@@ -29,6 +33,7 @@ class Observation:
     failing: dict[str, str] = field(default_factory=dict)  # member -> why
     refused: dict[str, str] = field(default_factory=dict)  # member -> the API server's refusal
     config_error: str | None = None
+    budget_error: str | None = None
 
 
 def member_from_pod(member: models.Member, pod: dict[str, Any] | None) -> models.Member:
@@ -94,6 +99,8 @@ def conditions(
     elif seen.failing:
         details = "; ".join(f"{name}: {why}" for name, why in sorted(seen.failing.items()))
         degraded = ("True", "ReplicaFailing", details)
+    elif seen.budget_error:
+        degraded = ("True", BUDGET_CONFLICT, seen.budget_error)
     elif seen.config_error:
         degraded = ("True", "ConfigNotStored", seen.config_error)
     else:
