@@ -61,6 +61,7 @@ def failure_of(pod: dict[str, Any] | None) -> str | None:
     for container in status.get("containerStatuses") or []:
         waiting = (container.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in {"CrashLoopBackOff", "RunContainerError", "CreateContainerError",
+                                     "CreateContainerConfigError",
                                      "ErrImagePull", "ImagePullBackOff"}:
             return f"{waiting['reason']}: {waiting.get('message', '')}".strip(": ")
     return None

@@ -78,3 +78,12 @@ def test_a_foreign_disruption_budget_makes_degraded_say_so():
 
     assert (found[constants.CONDITION_DEGRADED].status, found[constants.CONDITION_DEGRADED].reason) == (
         "True", status.BUDGET_CONFLICT)
+
+
+def test_a_container_the_kubelet_cannot_configure_is_a_failure_with_its_message():
+    """E.g. runAsNonRoot with an image whose user is a name, or a missing Secret key."""
+    why = "container has runAsNonRoot and image has non-numeric user (agent), cannot verify user is non-root"
+    pod = {"metadata": {"name": "c-a-a"}, "status": {"phase": "Pending", "containerStatuses": [
+        {"name": "runtime", "state": {"waiting": {"reason": "CreateContainerConfigError", "message": why}}}]}}
+
+    assert status.failure_of(pod) == f"CreateContainerConfigError: {why}"
