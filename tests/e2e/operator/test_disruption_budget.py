@@ -106,3 +106,23 @@ def test_the_budget_is_garbage_collected_with_its_cluster(steady):
     ac.delete(steady["agc"], steady["namespace"], NAME)
 
     eventually(lambda: _budget(steady) is None, timeout=90, what="the garbage collector to delete the budget")
+
+
+def test_a_budget_of_the_same_name_owned_by_someone_else_is_left_alone_and_reported(
+        k8s_api: ApiClient, operator, make_namespace):
+    namespace = make_namespace()
+    policy = client.PolicyV1Api(k8s_api)
+    theirs = {"metadata": {"name": "shared"},
+              "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "theirs"}}}}
+    policy.create_namespaced_pod_disruption_budget(namespace, theirs)
+    agc = client.CustomObjectsApi(k8s_api)
+
+    ac.create(agc, namespace, manifest("shared", 2))
+
+    degraded = eventually(
+        lambda: (d := ac.condition(ac.get(agc, namespace, "shared"), constants.CONDITION_DEGRADED))
+        and d["reason"] == "DisruptionBudgetConflict" and d, timeout=60, what="Degraded DisruptionBudgetConflict")
+    assert "not owned by this AgentCluster" in degraded["message"]
+    budget = policy.read_namespaced_pod_disruption_budget("shared", namespace)
+    assert (budget.spec.min_available, budget.spec.max_unavailable, budget.metadata.owner_references) == (1, None, None)
+    assert "not owned" in ac.event(client.CoreV1Api(k8s_api), namespace, "shared", "DisruptionBudgetConflict")
