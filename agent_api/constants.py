@@ -73,6 +73,8 @@ EVENT_REPLICA_RECREATED: Final = "ReplicaRecreated"
 EVENT_QUOTA_EXCEEDED: Final = "QuotaExceeded"
 EVENT_CREDENTIALS_ROTATED: Final = "CredentialsRotated"
 EVENT_CREDENTIALS_REFUSED: Final = "CredentialsRefused"
+# The API server refused a replica pod (also the reason of the Degraded condition).
+EVENT_POD_CREATE_REFUSED: Final = "PodCreateRefused"
 EVENT_REASONS: Final = (
     EVENT_SCALED_UP,
     EVENT_SCALED_DOWN,
@@ -80,6 +82,7 @@ EVENT_REASONS: Final = (
     EVENT_QUOTA_EXCEEDED,
     EVENT_CREDENTIALS_ROTATED,
     EVENT_CREDENTIALS_REFUSED,
+    EVENT_POD_CREATE_REFUSED,
 )
 
 # --- Sizes --------------------------------------------------------------------------

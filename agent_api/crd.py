@@ -10,6 +10,8 @@ the structural OpenAPI v3 schema the API server wants:
   `nullable: true` the null would be stored and `has(self.ai)` would be true for `ai: null`);
 * `default: null`, `title` and `additionalProperties: false` are dropped (the API server
   prunes unknown fields instead of refusing them);
+* an IntOrString (`models.MaxUnavailable`) is `x-kubernetes-int-or-string: true` with no
+  type, the one untyped node a structural schema allows;
 * a free-form object (`dict[str, Any]`, the schedule payload) gets
   `x-kubernetes-preserve-unknown-fields: true`, and nothing else does;
 * CEL rules (`x-kubernetes-validations`) and list-map markers come from the models.
@@ -82,7 +84,8 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         # A free-form JSON object: the only place unknown fields are kept.
         out.pop("additionalProperties", None)
         out["x-kubernetes-preserve-unknown-fields"] = True
-    if "type" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+    if "type" not in out and not (out.get("x-kubernetes-preserve-unknown-fields")
+                                  or out.get("x-kubernetes-int-or-string")):
         raise ValueError(f"every node of a structural schema needs a type: {node}")
     return _ordered(out)
 

@@ -27,6 +27,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -43,6 +44,7 @@ MAX_MCP_SERVERS = 16
 MAX_HEADERS = 16
 MAX_PROMPT_TOOLS = 32
 MAX_STATE_KEYS = 64
+MAX_IMAGE_PULL_SECRETS = 16
 # The replica state an http function's JSON body carries (all of it, or its `stateKeys`); more
 # is refused at run time with a message naming `stateKeys`. Equal to the default
 # limits.stateMaxTotalBytes, so with default limits a replica's whole state always fits.
@@ -93,6 +95,11 @@ AI_MODEL_MESSAGE = "ai.model is required unless ai.provider is echo"
 AI_KEY_MESSAGE = "ai.apiKeySecretRef is required when ai.provider is anthropic"
 PROMPT_NEEDS_AI_MESSAGE = "prompt functions need spec.ai"
 WEBHOOK_PATHS_MESSAGE = "webhook paths must be unique"
+MAX_UNAVAILABLE_PERCENT = r"^(100|[1-9][0-9]?)%$"
+MAX_UNAVAILABLE_MESSAGE = (
+    "maxUnavailable must be a whole number of replicas, at least 1, or a percentage from 1% "
+    "to 100% (e.g. 1 or \"25%\"); 0 would block every node drain"
+)
 PROMPT_TOOLS_MESSAGE = "every prompt tool must name a function defined in spec.functions"
 
 
@@ -455,6 +462,51 @@ class StatePolicy(ApiModel):
     """On deletion of the AgentCluster: keep the state archived, or delete it."""
 
 
+# --- Pods and disruptions ------------------------------------------------------------
+
+
+class ImagePullSecret(ApiModel):
+    """A Secret (type kubernetes.io/dockerconfigjson) in the AgentCluster's namespace that
+    the kubelet uses to pull the image. Unlike `SecretRef` its value never reaches the
+    replicas: only the kubelet reads it, as for any pod's imagePullSecrets."""
+
+    name: DnsSubdomain
+    """Name of the Secret."""
+
+
+def _check_max_unavailable(value: int | str) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value >= 1:
+            return value
+    elif isinstance(value, str) and re.match(MAX_UNAVAILABLE_PERCENT, value):
+        return value
+    raise PydanticCustomError("max_unavailable", MAX_UNAVAILABLE_MESSAGE)
+
+
+# A Kubernetes IntOrString (as in a PodDisruptionBudget): `x-kubernetes-int-or-string` is the
+# one union a structural schema allows, so the schema is written out rather than generated.
+MaxUnavailable = Annotated[
+    int | str,
+    AfterValidator(_check_max_unavailable),
+    WithJsonSchema({
+        "x-kubernetes-int-or-string": True,
+        "x-kubernetes-validations": [cel(
+            f"type(self) == int ? self >= 1 : self.matches({_cel_string(MAX_UNAVAILABLE_PERCENT)})",
+            MAX_UNAVAILABLE_MESSAGE,
+        )],
+    }),
+]
+
+
+class Disruption(ApiModel):
+    """The PodDisruptionBudget of a cluster of 2 or more replicas: how many replicas a
+    voluntary disruption (a node drain, an eviction) may take down at the same time."""
+
+    max_unavailable: MaxUnavailable = 1
+    """Replicas that may be unavailable at once: a number (at least 1) or a percentage of
+    spec.replicas, rounded up (e.g. "25%")."""
+
+
 # --- Spec ----------------------------------------------------------------------------
 
 
@@ -535,10 +587,17 @@ class AgentClusterSpec(ApiModel):
     image: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     """Container image of the replicas; the operator's configured image when absent."""
     state_policy: StatePolicy = Field(default_factory=StatePolicy, json_schema_extra={"default": {}})
+    image_pull_secrets: Annotated[
+        list[ImagePullSecret],
+        Field(max_length=MAX_IMAGE_PULL_SECRETS, json_schema_extra=_list_map("name")),
+    ] = Field(default_factory=list)
+    """Secrets for pulling a private image, unique by name; carried to every replica pod."""
+    disruption: Disruption | None = None
+    """The PodDisruptionBudget of 2 or more replicas; maxUnavailable 1 when absent."""
 
     @model_validator(mode="after")
     def _cross_references(self) -> AgentClusterSpec:
-        for field in ("functions", "schedules", "webhooks", "channels", "mcp_servers"):
+        for field in ("functions", "schedules", "webhooks", "channels", "mcp_servers", "image_pull_secrets"):
             duplicated = _duplicates([item.name for item in getattr(self, field)])
             if duplicated:
                 raise PydanticCustomError(

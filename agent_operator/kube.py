@@ -24,6 +24,11 @@ class Conflict(Exception):
     """The object changed since it was read (HTTP 409): re-read and reconcile again."""
 
 
+class Refused(Exception):
+    """The API server refused to create an object: Pod Security admission, a ResourceQuota, a
+    LimitRange, a webhook, an invalid object... The message is the API server's own."""
+
+
 class ReviewFailed(Exception):
     """A SubjectAccessReview could not be made; the webhook then admits nothing it would check."""
 
@@ -44,6 +49,7 @@ class Kube:
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.authz = client.AuthorizationV1Api(api_client)
+        self.policy = client.PolicyV1Api(api_client)
 
     # --- AgentClusters ---------------------------------------------------------------
     async def get_cluster(self, namespace: str, name: str) -> Obj | None:
@@ -96,12 +102,37 @@ class Kube:
         return result["items"]
 
     async def create_pod(self, namespace: str, pod: Obj) -> bool:
-        """Create; False if a pod of that name already exists."""
-        return await _call(self.core.create_namespaced_pod, namespace, pod, raw=True, exists=False) is not False
+        """Create; False if a pod of that name already exists. Raises Refused with the API
+        server's message when it refuses the pod, whatever the reason."""
+        try:
+            return await _call(self.core.create_namespaced_pod, namespace, pod, raw=True,
+                               exists=False) is not False
+        except ApiException as error:
+            raise Refused(f"{error.status} {error.reason}: {_message(error)}") from error
 
     async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> None:
         body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid) if uid else None)
         await _call(self.core.delete_namespaced_pod, name, namespace, body=body, raw=True, not_found=None)
+
+    # --- PodDisruptionBudgets ------------------------------------------------------------
+    async def get_budget(self, namespace: str, name: str) -> Obj | None:
+        return await _call(self.policy.read_namespaced_pod_disruption_budget, name, namespace,
+                           raw=True, not_found=None)
+
+    async def create_budget(self, namespace: str, budget: Obj) -> None:
+        """Create; one created meanwhile (by another pass) is the next pass's to compare."""
+        await _call(self.policy.create_namespaced_pod_disruption_budget, namespace, budget, raw=True,
+                    exists=None)
+
+    async def patch_budget(self, namespace: str, name: str, patch: Obj, resource_version: str) -> None:
+        """Patch the budget read at `resource_version` (a lost race raises Conflict)."""
+        body = {**patch, "metadata": {**patch.get("metadata", {}), "resourceVersion": resource_version}}
+        await _call(self.policy.patch_namespaced_pod_disruption_budget, name, namespace, body, raw=True)
+
+    async def delete_budget(self, namespace: str, name: str, uid: str) -> None:
+        body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+        await _call(self.policy.delete_namespaced_pod_disruption_budget, name, namespace, body=body,
+                    raw=True, not_found=None)
 
     # --- Namespaces, Secrets, Events ---------------------------------------------------
     async def namespace_labels(self, namespace: str) -> dict[str, str]:

@@ -2,6 +2,12 @@
 
 No API calls here (unit-tested on its own). A hash of the pod-shaping inputs goes into an
 annotation, so the reconcile can tell which pods a spec change requires it to roll.
+
+Every pod passes Pod Security `restricted` (a namespace may enforce it): RuntimeDefault
+seccomp and a non-root user for the pod, no privilege escalation and no capabilities for the
+container, and a read-only root filesystem with a small writable `/tmp`. None of these is in
+the template hash: an operator upgrade that adds one does not restart running replicas, the
+pods it creates from then on carry it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,10 @@ from agent_api import constants, models, replica_auth, secret_env, tiers
 from agent_operator.settings import OperatorSettings
 
 RUNTIME_CONTAINER = "runtime"
+TMP_VOLUME = "tmp"
+# Python and the libraries the runtime loads may write temporary files; the root filesystem is
+# read-only. Counted against the node's ephemeral storage; a pod that exceeds it is evicted.
+TMP_SIZE_LIMIT = "64Mi"
 
 
 def template_hash(image: str, tier: tiers.Tier, settings: OperatorSettings,
@@ -25,7 +35,8 @@ def template_hash(image: str, tier: tiers.Tier, settings: OperatorSettings,
     Secrets' values are not (a rotated value needs a restart the user asks for, like any
     Kubernetes Deployment). The runtime Secret is the operator's own: its credentials version
     (an opaque token that changes with them, never derived from them) is in, so issuing new
-    credentials rolls the pods.
+    credentials rolls the pods. `imagePullSecrets` are not in: a running pod has its image
+    already, and the pods created from then on (a lost pod, a rollout) carry the new list.
     """
     shaping = [image, tier.cpu, tier.memory, settings.runtime_command, settings.runtime_port,
                settings.runtime_secret_name, settings.termination_grace_period_seconds,
@@ -120,6 +131,14 @@ def build(
             "restartPolicy": "Always",
             "terminationGracePeriodSeconds": settings.termination_grace_period_seconds,
             "enableServiceLinks": False,
+            "securityContext": {
+                # The image's user must be numeric and not 0 (the project's image: 10001).
+                "runAsNonRoot": True,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            **({"imagePullSecrets": [{"name": s.name} for s in spec.image_pull_secrets]}
+               if spec.image_pull_secrets else {}),
+            "volumes": [{"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}}],
             "containers": [{
                 "name": RUNTIME_CONTAINER,
                 "image": image,
@@ -155,6 +174,7 @@ def build(
                     "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                     "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
                 },
+                "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}],
             }],
         },
     }

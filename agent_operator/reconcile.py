@@ -21,7 +21,17 @@ import pydantic
 
 from agent_api import constants, models, tiers
 from agent_api.db import cluster_store
-from agent_operator import credentials, deletion, membership, pods, quota, replica_auth, status
+from agent_operator import (
+    credentials,
+    deletion,
+    disruption,
+    kube,
+    membership,
+    pods,
+    quota,
+    replica_auth,
+    status,
+)
 from agent_operator.context import Context
 
 log = logging.getLogger(__name__)
@@ -30,6 +40,10 @@ Obj = dict[str, Any]
 
 # While something is in motion, look again soon even if no event arrives.
 BUSY_REQUEUE_SECONDS = 2.0
+# A refused pod stays refused until someone changes the namespace (its Pod Security labels, a
+# ResourceQuota, a LimitRange, a webhook), none of which sends the operator an event: look
+# again, but not at the busy pace, which would be one refused API call every 2 s.
+REFUSED_REQUEUE_SECONDS = 10.0
 
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
@@ -72,6 +86,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     current = await _retire_scaled_down(ctx, obj, current, cluster_pods)
     await _ensure_member_pods(ctx, obj, current, cluster_pods, tier, credentials_version, seen)
     await _roll_outdated_pod(ctx, obj, current, cluster_pods, tier, spec, credentials_version, seen)
+    await _ensure_disruption_budget(ctx, obj, spec, current, seen)
     final = await _write_status(ctx, obj, current, seen, cluster_pods)
 
     settled = (
@@ -80,6 +95,8 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
         and not seen.rolling
         and seen.config_error is None
     )
+    if seen.refused:
+        return REFUSED_REQUEUE_SECONDS
     return None if settled else BUSY_REQUEUE_SECONDS
 
 
@@ -181,8 +198,13 @@ async def _ensure_member_pods(
             seen.failing[member.name] = status.failure_of(pod) or "pod failed"
             continue
         if pod is None:
-            created = await ctx.kube.create_pod(
-                namespace, pods.build(obj, member, tier, ctx.settings, credentials_version))
+            try:
+                created = await ctx.kube.create_pod(
+                    namespace, pods.build(obj, member, tier, ctx.settings, credentials_version))
+            except kube.Refused as refused:
+                seen.refused[member.name] = str(refused)
+                await _warn_refused_once(ctx, obj, current, member.name, str(refused))
+                continue
             if created and member.phase != membership.ALLOCATED:
                 await ctx.kube.create_event(
                     obj, "Normal", constants.EVENT_REPLICA_RECREATED,
@@ -230,6 +252,20 @@ async def _roll_outdated_pod(
     )
 
 
+async def _ensure_disruption_budget(
+    ctx: Context, obj: Obj, spec: models.AgentClusterSpec, current: models.AgentClusterStatus,
+    seen: status.Observation,
+) -> None:
+    """2+ replicas: a PodDisruptionBudget owned by the cluster; fewer: none."""
+    try:
+        await disruption.ensure(ctx, obj, spec)
+    except disruption.ForeignBudget as error:
+        seen.budget_error = str(error)
+        before = next((c for c in current.conditions if c.type == constants.CONDITION_DEGRADED), None)
+        if before is None or before.message != seen.budget_error:
+            await ctx.kube.create_event(obj, "Warning", status.BUDGET_CONFLICT, seen.budget_error)
+
+
 async def _write_status(
     ctx: Context, obj: Obj, current: models.AgentClusterStatus, seen: status.Observation,
     cluster_pods: dict[str, Obj],
@@ -275,6 +311,16 @@ async def _warn_quota_once(ctx: Context, obj: Obj, current: models.AgentClusterS
     before = next((c for c in current.conditions if c.type == constants.CONDITION_QUOTA_EXCEEDED), None)
     if before is None or before.status != "True" or before.message != message:
         await ctx.kube.create_event(obj, "Warning", constants.EVENT_QUOTA_EXCEEDED, message)
+
+
+async def _warn_refused_once(ctx: Context, obj: Obj, current: models.AgentClusterStatus,
+                             member: str, why: str) -> None:
+    """One PodCreateRefused event per refusal the Degraded condition does not show yet, not
+    one per retry."""
+    message = status.refused_message(member, why)
+    before = next((c for c in current.conditions if c.type == constants.CONDITION_DEGRADED), None)
+    if before is None or message not in (before.message or ""):
+        await ctx.kube.create_event(obj, "Warning", constants.EVENT_POD_CREATE_REFUSED, message)
 
 
 def _validation_message(error: pydantic.ValidationError) -> str:

@@ -14,6 +14,10 @@ from typing import Any
 from agent_api import constants, models
 from agent_operator import membership
 
+# Degraded reason (and Warning event) when a PodDisruptionBudget of the cluster's name is not
+# the cluster's own (agent_operator.disruption).
+BUDGET_CONFLICT = "DisruptionBudgetConflict"
+
 # Member phase while a live member's pod is being deleted; a new pod under the same name follows.
 REPLACING = "Replacing"
 
@@ -27,7 +31,9 @@ class Observation:
     quota_message: str | None = None
     rolling: list[str] = field(default_factory=list)
     failing: dict[str, str] = field(default_factory=dict)  # member -> why
+    refused: dict[str, str] = field(default_factory=dict)  # member -> the API server's refusal
     config_error: str | None = None
+    budget_error: str | None = None
 
 
 def member_from_pod(member: models.Member, pod: dict[str, Any] | None) -> models.Member:
@@ -55,6 +61,7 @@ def failure_of(pod: dict[str, Any] | None) -> str | None:
     for container in status.get("containerStatuses") or []:
         waiting = (container.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in {"CrashLoopBackOff", "RunContainerError", "CreateContainerError",
+                                     "CreateContainerConfigError",
                                      "ErrImagePull", "ImagePullBackOff"}:
             return f"{waiting['reason']}: {waiting.get('message', '')}".strip(": ")
     return None
@@ -85,9 +92,16 @@ def conditions(
     else:
         progressing = ("False", "Reconciled", f"{allocated} replicas, all ready")
 
-    if seen.failing:
+    if seen.refused:
+        # First: no pod exists for these members, and only a change of the namespace (its
+        # labels, quota, limits or webhooks) or of the spec can change that.
+        details = "; ".join(refused_message(name, why) for name, why in sorted(seen.refused.items()))
+        degraded = ("True", constants.EVENT_POD_CREATE_REFUSED, details)
+    elif seen.failing:
         details = "; ".join(f"{name}: {why}" for name, why in sorted(seen.failing.items()))
         degraded = ("True", "ReplicaFailing", details)
+    elif seen.budget_error:
+        degraded = ("True", BUDGET_CONFLICT, seen.budget_error)
     elif seen.config_error:
         degraded = ("True", "ConfigNotStored", seen.config_error)
     else:
@@ -121,6 +135,11 @@ def conditions(
             last_transition_time=changed_at, observed_generation=seen.generation,
         ))
     return result
+
+
+def refused_message(member: str, why: str) -> str:
+    """How a refused pod reads, in the Degraded condition and in its Warning event."""
+    return f"the API server refused the pod of replica {member}: {why}"
 
 
 def selector(cluster: str) -> str:

@@ -172,6 +172,48 @@ def test_gateway_renderings_pass_server_side_dry_run(installed: Cluster) -> None
     assert out.count("(server dry run)") == len(docs), out
 
 
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
+              "pod-security.kubernetes.io/enforce-version": "latest",
+              "pod-security.kubernetes.io/warn": "restricted",
+              "pod-security.kubernetes.io/warn-version": "latest"}
+
+
+def _restricted_namespace(cluster: Cluster, name: str) -> None:
+    cluster.ok("apply", "-f", "-", stdin=json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": RESTRICTED}}))
+
+
+def test_the_operator_and_gateway_pods_are_admitted_under_restricted_pod_security(cluster: Cluster) -> None:
+    """Pod Security enforces on pods, not on Deployments: each Deployment's pod template, as a
+    Pod, through a server-side dry run in a namespace enforcing `restricted`."""
+    _restricted_namespace(cluster, "dry-restricted")
+    docs = chart.render({**chart.URLS, "gateway.enabled": "true"}, release="psa", namespace="dry-restricted")
+    # The pods name their ServiceAccounts, which must exist for the pods to be admitted at all.
+    cluster.ok("apply", "-f", "-", stdin=yaml.safe_dump_all([d for d in docs if d["kind"] == "ServiceAccount"]))
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert len(deployments) == 2, [d["metadata"]["name"] for d in deployments]
+    for deployment in deployments:
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": deployment["metadata"]["name"], "namespace": "dry-restricted"},
+               "spec": deployment["spec"]["template"]["spec"]}
+        result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", stdin=json.dumps(pod))
+
+        assert result.returncode == 0, result.stderr
+        assert "created (server dry run)" in result.stdout
+
+
+def test_the_chart_deployments_draw_no_pod_security_warning(cluster: Cluster) -> None:
+    _restricted_namespace(cluster, "dry-restricted-warn")
+    docs = chart.render({**chart.URLS, "gateway.enabled": "true"}, release="psa",
+                        namespace="dry-restricted-warn")
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+
+    result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump_all(deployments))
+
+    assert result.returncode == 0, result.stderr
+    assert "PodSecurity" not in result.stderr, result.stderr
+
+
 def test_install_creates_the_operator_objects(installed: Cluster) -> None:
     deployment = installed.get("deployment", FULLNAME, "-n", NAMESPACE)
     pod = deployment["spec"]["template"]["spec"]
@@ -363,6 +405,11 @@ ALLOWED = [
     ("patch", "secrets/agentclusters-replica-tokens", None),
     ("get", "secrets/agentclusters-replica-tokens", None),
     ("create", "events", None),
+    # The PodDisruptionBudget of each AgentCluster of 2+ replicas (agent_operator/disruption.py).
+    ("get", "poddisruptionbudgets.policy", None),
+    ("create", "poddisruptionbudgets.policy", None),
+    ("patch", "poddisruptionbudgets.policy", None),
+    ("delete", "poddisruptionbudgets.policy", None),
 ]
 ALLOWED_CLUSTER = [
     ("get", "namespaces/team-a"),
@@ -388,6 +435,8 @@ DENIED = [
     ("create", "roles.rbac.authorization.k8s.io", None),
     ("delete", "events", None),
     ("create", "serviceaccounts", "token"),
+    ("list", "poddisruptionbudgets.policy", None),
+    ("create", "pods", "eviction"),
 ]
 DENIED_CLUSTER = [
     ("delete", "namespaces/team-a"),

@@ -105,6 +105,8 @@ def expected_namespaced_rules(runtime_secret: str = "agentclusters-runtime") -> 
         ("", "secrets", "agentclusters-replica-tokens", "get"),
         ("", "secrets", "agentclusters-replica-tokens", "patch"),
         ("", "events", "*", "create"),
+        # Each AgentCluster's PodDisruptionBudget (agent_operator/disruption.py), by name.
+        *{("policy", "poddisruptionbudgets", "*", verb) for verb in ("get", "create", "patch", "delete")},
     }
 
 

@@ -8,8 +8,9 @@ entry here fails this module (add it to all three, and to a behaviour test).
 
 The kitchen sink then runs on the devcluster with the real operator, and each field is
 observed where it acts:
-- the operator: replicas (members), image (the pods'), every Secret reference (the pods'
-  env and the runtime process's environment), statePolicy.whenDeleted (state gone on delete);
+- the operator: replicas (members), image and imagePullSecrets (the pods'), every Secret
+  reference (the pods' env and the runtime process's environment), disruption.maxUnavailable
+  (the cluster's PodDisruptionBudget), statePolicy.whenDeleted (state gone on delete);
 - the runtime: the stored spec is what was applied, the runtime's parser keeps every value,
   and the http function, fired every second in cluster mode, reaches an outside recorder
   with its method, its header from a Secret, the schedule's payload and each replica's own
@@ -45,6 +46,7 @@ NAME = "sink"
 HTTP_FUNCTION = "sources.watch"
 HEADER = "X-Api-Token"
 IMAGE = "agent-clusters:dev"  # the devcluster operator's own image, allowed in every tier
+PULL_SECRET = "registry-credentials"  # the process kubelet pulls nothing: only the pod carries it
 SECRETS = {
     "llm": {"api-key": "sk-kitchen-sink"},
     "source-api": {"token": "tok-kitchen-sink"},
@@ -59,6 +61,8 @@ def kitchen_sink(recorder_url: str) -> dict[str, Any]:
     return {
         "replicas": 2,
         "image": IMAGE,
+        "imagePullSecrets": [{"name": PULL_SECRET}],
+        "disruption": {"maxUnavailable": "50%"},
         "statePolicy": {"whenDeleted": "Delete"},
         "ai": {"provider": "echo", "model": "echo-1", "baseURL": "http://127.0.0.1:9/v1",
                "apiKeySecretRef": {"name": "llm", "key": "api-key"},
@@ -112,6 +116,8 @@ def _secret_key_ref(path: str, reads: str) -> dict[str, Honour]:
 HONOURED: dict[str, Honour] = {
     "replicas": Honour("operator", "replicas"),
     "image": Honour("operator", "image"),
+    "imagePullSecrets[].name": Honour("operator", "image_pull_secrets"),
+    "disruption.maxUnavailable": Honour("operator", "max_unavailable"),
     "statePolicy.whenDeleted": Honour("operator", "when_deleted"),
     **_all("runtime", **{"ai.provider": "provider", "ai.model": "model", "ai.baseURL": "base_url",
                          "ai.systemPrompt": "system_prompt",
@@ -156,7 +162,8 @@ HONOURED: dict[str, Honour] = {
         "historyRetentionHours": "history_retention_hours"}.items()}),
 }
 PACKAGES = {"operator": "agent_operator", "runtime": "agent_runtime", "gateway": "agent_gateway"}
-OPERATOR_ONLY = {"replicas", "image", "statePolicy.whenDeleted"}
+OPERATOR_ONLY = {"replicas", "image", "imagePullSecrets[].name", "disruption.maxUnavailable",
+                 "statePolicy.whenDeleted"}
 
 
 # -- the schema and the kitchen sink, as leaf paths ----------------------------------------------
@@ -267,6 +274,19 @@ def test_the_operator_runs_one_pod_per_replica_with_the_image(sink):
     assert {pod.spec.containers[0].image for pod in pods} == {IMAGE}
 
 
+def test_every_pod_carries_the_image_pull_secrets(sink):
+    pods = ac.pods_of(sink["core"], sink["namespace"], NAME)
+
+    assert [[ref.name for ref in pod.spec.image_pull_secrets] for pod in pods] == [[PULL_SECRET]] * len(pods)
+
+
+def test_the_disruption_budget_has_the_max_unavailable(sink):
+    budget = client.PolicyV1Api(sink["core"].api_client).read_namespaced_pod_disruption_budget(
+        NAME, sink["namespace"])
+
+    assert budget.spec.max_unavailable == sink["spec"]["disruption"]["maxUnavailable"]
+
+
 def test_every_secret_reference_reaches_the_runtime_process(sink):
     pod = ac.pods_of(sink["core"], sink["namespace"], NAME)[0]
     environment = _process_environment(container_pid(pod))
@@ -289,7 +309,7 @@ def test_the_stored_spec_is_what_was_applied_and_the_runtime_keeps_every_value(s
     assert (parsed.function_errors, parsed.schedule_errors) == ({}, {})
     kept = value_leaves(_runtime_view(parsed), indexed=True)
     wanted = {path: value for path, value in value_leaves(sink["spec"], indexed=True).items()
-              if path not in OPERATOR_ONLY}
+              if re.sub(r"\[\d+\]", "[]", path) not in OPERATOR_ONLY}
     assert {path: kept.get(path) for path in wanted} == wanted
 
 

@@ -205,6 +205,12 @@ INVALID: list[Invalid] = [
             models.CLUSTER_NAME_MESSAGE, models.CLUSTER_NAME_MESSAGE),
     Invalid("cluster-name-with-dot", manifest(name="my.agents"),
             models.CLUSTER_NAME_MESSAGE, models.CLUSTER_NAME_MESSAGE),
+    Invalid("max-unavailable-zero", manifest(disruption={"maxUnavailable": 0}),
+            models.MAX_UNAVAILABLE_MESSAGE, models.MAX_UNAVAILABLE_MESSAGE),
+    Invalid("max-unavailable-bad-percentage", manifest(disruption={"maxUnavailable": "150%"}),
+            models.MAX_UNAVAILABLE_MESSAGE, models.MAX_UNAVAILABLE_MESSAGE),
+    Invalid("image-pull-secret-duplicate", manifest(imagePullSecrets=[{"name": "reg"}, {"name": "reg"}]),
+            "imagePullSecrets: duplicate name(s): reg", "spec.imagePullSecrets[1]: Duplicate value"),
 ]
 
 VALID: list[tuple[str, dict[str, Any]]] = [

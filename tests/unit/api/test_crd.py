@@ -41,6 +41,9 @@ def test_render_is_deterministic() -> None:
 def test_schema_is_structural() -> None:
     for path, node in _walk(_schema()):
         assert not FORBIDDEN & node.keys(), (path, FORBIDDEN & node.keys())
+        if node.get("x-kubernetes-int-or-string"):  # the one untyped node allowed
+            assert "type" not in node and "properties" not in node, path
+            continue
         assert "type" in node, path
         if node["type"] == "object" and path not in (".metadata",):
             assert "properties" in node or node.get("x-kubernetes-preserve-unknown-fields"), path
@@ -55,7 +58,7 @@ def test_only_the_payload_keeps_unknown_fields() -> None:
 
 def test_every_list_carrying_cel_rules_is_bounded() -> None:
     spec = _schema()["properties"]["spec"]["properties"]
-    for name in ("functions", "schedules", "webhooks", "channels", "mcpServers"):
+    for name in ("functions", "schedules", "webhooks", "channels", "mcpServers", "imagePullSecrets"):
         assert spec[name]["maxItems"] > 0
         assert spec[name]["x-kubernetes-list-type"] == "map"
         assert spec[name]["x-kubernetes-list-map-keys"] == ["name"]

@@ -133,3 +133,22 @@ def test_a_status_written_before_the_bound_keeps_the_newest_archived_and_counts_
 
     assert parsed.archived_count == models.ARCHIVED_IN_STATUS + 7
     assert [a.ordinal for a in parsed.archived] == list(range(7, models.ARCHIVED_IN_STATUS + 7))
+
+
+
+@pytest.mark.parametrize("value", [1, 3, "1%", "25%", "100%"])
+def test_max_unavailable_takes_a_number_of_at_least_one_or_a_percentage(value: int | str) -> None:
+    spec = models.AgentClusterSpec.model_validate({"disruption": {"maxUnavailable": value}})
+
+    assert spec.disruption is not None and spec.disruption.max_unavailable == value
+
+
+@pytest.mark.parametrize("value", [0, -1, "0%", "101%", "1", "half"])
+def test_a_bad_max_unavailable_is_refused_saying_how_to_fix_it(value: int | str) -> None:
+    with pytest.raises(ValidationError, match="at least 1, or a percentage from 1% to 100%"):
+        models.AgentClusterSpec.model_validate({"disruption": {"maxUnavailable": value}})
+
+
+def test_image_pull_secrets_are_unique_by_name() -> None:
+    with pytest.raises(ValidationError, match=r"imagePullSecrets: duplicate name\(s\): reg"):
+        models.AgentClusterSpec.model_validate({"imagePullSecrets": [{"name": "reg"}, {"name": "reg"}]})

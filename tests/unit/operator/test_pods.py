@@ -147,3 +147,34 @@ def test_an_http_functions_header_secret_reaches_the_replica_by_reference():
 
 def test_adding_an_http_header_secret_rolls_the_pods():
     assert _hash(_with_http_headers(CLUSTER)) != _hash(CLUSTER)
+
+
+def test_the_pod_passes_pod_security_restricted():
+    """What `restricted` checks (the e2e test has the real API server enforce it)."""
+    pod = pods.build(CLUSTER, MEMBER, TIER, SETTINGS)["spec"]
+    container = pod["containers"][0]
+
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert all(set(volume) == {"name", "emptyDir"} for volume in pod["volumes"])  # allowed types only
+
+
+def test_tmp_is_a_size_limited_writable_volume_under_the_read_only_root():
+    pod = pods.build(CLUSTER, MEMBER, TIER, SETTINGS)["spec"]
+    container = pod["containers"][0]
+
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["volumeMounts"] == [{"name": pods.TMP_VOLUME, "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": pods.TMP_VOLUME, "emptyDir": {"sizeLimit": pods.TMP_SIZE_LIMIT}}]
+
+
+def test_image_pull_secrets_reach_the_pod_and_do_not_roll_it():
+    pulling = copy.deepcopy(CLUSTER)
+    pulling["spec"]["imagePullSecrets"] = [{"name": "registry-a"}, {"name": "registry-b"}]
+
+    assert pods.build(pulling, MEMBER, TIER, SETTINGS)["spec"]["imagePullSecrets"] == [
+        {"name": "registry-a"}, {"name": "registry-b"}]
+    assert "imagePullSecrets" not in pods.build(CLUSTER, MEMBER, TIER, SETTINGS)["spec"]
+    assert _hash(pulling) == _hash(CLUSTER)

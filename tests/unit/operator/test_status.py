@@ -54,3 +54,36 @@ def test_all_desired_replicas_ready_and_nothing_wrong_is_ready():
     ready = _ready([_member("a-a", 0), _member("b-b", 1)], seen)
 
     assert (ready.status, ready.reason) == ("True", "AllReplicasReady")
+
+
+def test_a_refused_pod_makes_degraded_and_ready_say_so_with_the_api_servers_message():
+    refusal = '403 Forbidden: pods "c-b-b" is forbidden: exceeded quota: one-pod'
+    seen = status.Observation(generation=1, desired=2, refused={"b-b": refusal},
+                              failing={"a-a": "CrashLoopBackOff: back-off"})
+
+    found = {c.type: c for c in status.conditions([], [_member("a-a", 0), _member("b-b", 1, ready=False)],
+                                                  seen, NOW)}
+
+    degraded = found[constants.CONDITION_DEGRADED]
+    assert (degraded.status, degraded.reason) == ("True", constants.EVENT_POD_CREATE_REFUSED)
+    assert degraded.message == status.refused_message("b-b", refusal)
+    assert (found[constants.CONDITION_READY].status, found[constants.CONDITION_READY].reason) == (
+        "False", constants.EVENT_POD_CREATE_REFUSED)
+
+
+def test_a_foreign_disruption_budget_makes_degraded_say_so():
+    seen = status.Observation(generation=1, desired=2, budget_error="PodDisruptionBudget t/c exists ...")
+
+    found = {c.type: c for c in status.conditions([], [_member("a-a", 0), _member("b-b", 1)], seen, NOW)}
+
+    assert (found[constants.CONDITION_DEGRADED].status, found[constants.CONDITION_DEGRADED].reason) == (
+        "True", status.BUDGET_CONFLICT)
+
+
+def test_a_container_the_kubelet_cannot_configure_is_a_failure_with_its_message():
+    """E.g. runAsNonRoot with an image whose user is a name, or a missing Secret key."""
+    why = "container has runAsNonRoot and image has non-numeric user (agent), cannot verify user is non-root"
+    pod = {"metadata": {"name": "c-a-a"}, "status": {"phase": "Pending", "containerStatuses": [
+        {"name": "runtime", "state": {"waiting": {"reason": "CreateContainerConfigError", "message": why}}}]}}
+
+    assert status.failure_of(pod) == f"CreateContainerConfigError: {why}"
