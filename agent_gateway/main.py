@@ -15,7 +15,13 @@ from agent_gateway import auth, deps, server, settings
 
 async def serve_http(config: settings.Settings) -> None:
     async with deps.open_deps(config) as d:
-        app = auth.explain_refusals(server.build_server(d).streamable_http_app(host=config.host), config)
+        # Stateless: no MCP session lives in this process, so any gateway replica answers any
+        # request (the 2025 handshake's session id would be known to one process only). A
+        # tool call's progress notifications still stream on that call's own SSE response;
+        # what stateless mode gives up (server-to-client requests, the standalone GET stream)
+        # no tool uses.
+        mcp_app = server.build_server(d).streamable_http_app(host=config.host, stateless_http=True)
+        app = auth.explain_refusals(mcp_app, config)
         uvicorn_config = uvicorn.Config(app, host=config.host, port=config.port, log_level="info",
                                         lifespan="on", access_log=False)
         await uvicorn.Server(uvicorn_config).serve()
