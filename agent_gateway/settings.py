@@ -9,7 +9,7 @@ import argparse
 import os
 from dataclasses import dataclass, field
 
-from agent_api import replica_auth
+from agent_api import logformat, replica_auth
 
 DEFAULT_AUDIENCE = "agentclusters-gateway"
 
@@ -44,6 +44,8 @@ class Settings:
     HTTP. Over stdio the tokens are read from each cluster's Secret as the kubeconfig's user."""
     webhook_rate_limit_per_minute: int = 600
     """Deliveries one webhook accepts per minute, across every gateway instance."""
+    log_format: logformat.Format = "json"
+    """Log lines as JSON (agent_api.logformat; the chart's default) or text (the devcluster's)."""
 
     @property
     def mcp_url(self) -> str:
@@ -71,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
                    default=int(env("GATEWAY_WEBHOOK_RATE_LIMIT_PER_MINUTE", "600")))
     p.add_argument("--token-audience", default=env("GATEWAY_TOKEN_AUDIENCE", DEFAULT_AUDIENCE),
                    help="the audience callers' tokens must be minted for (kubectl create token --audience)")
+    logformat.add_argument(p)
     return p
 
 
@@ -82,7 +85,7 @@ def from_args(args: argparse.Namespace) -> Settings:
         scale_timeout_seconds=args.scale_timeout_seconds,
         webhook_max_body_bytes=args.webhook_max_body_bytes,
         webhook_rate_limit_per_minute=args.webhook_rate_limit_per_minute,
-        token_audience=args.token_audience, stdio=args.stdio,
+        token_audience=args.token_audience, stdio=args.stdio, log_format=args.log_format,
         # From the environment only: a flag would show the key in the process list.
         replica_auth_key=os.environ.get(replica_auth.MASTER_KEY_ENV, "").encode(),
     )

@@ -2,9 +2,10 @@
 process the load balancer picks, so no request may depend on state another process holds.
 
 The client here sends its HTTP requests to two real gateway processes in turn (a transport
-that round-robins the base URL, as a Service without session affinity would), and completes the
-seed scenario, with the 2025 handshake protocol and with the 2026 one: make an agent, scale it with progress, add a schedule that fires, chat and
-continue pinned to the replica that answered, with progress notifications throughout."""
+that round-robins the base URL, as a Service without session affinity would), and completes
+the seed scenario, with the 2025 handshake protocol and with the 2026 one: make an agent,
+scale it with progress, add a schedule that fires, chat and continue pinned to the replica
+that answered, with progress notifications throughout."""
 
 from __future__ import annotations
 

@@ -28,3 +28,9 @@ def test_http_mode_refuses_to_start_without_the_replica_auth_key(monkeypatch: py
     monkeypatch.delenv(replica_auth.MASTER_KEY_ENV, raising=False)
     assert main.main(URLS) == 2
     assert "AGENTCLUSTERS_REPLICA_AUTH_KEY is not set" in capsys.readouterr().err
+
+
+def test_log_format_is_json_unless_asked_for_text(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("AGENTCLUSTERS_LOG_FORMAT", raising=False)
+    assert settings.from_args(settings.parser().parse_args(URLS)).log_format == "json"
+    assert settings.from_args(settings.parser().parse_args([*URLS, "--log-format=text"])).log_format == "text"
