@@ -400,6 +400,14 @@ def test_gateway_disruption_budget_is_configurable() -> None:
     assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
 
 
+def test_log_format_is_json_for_the_operator_and_the_gateway_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENTCLUSTERS_LOG_FORMAT", raising=False)
+    for values, expected in (({}, "json"), ({"logFormat": "text"}, "text")):
+        docs = chart.render(values)
+        assert _env(docs)["AGENTCLUSTERS_LOG_FORMAT"]["value"] == expected  # read by the operator's flag
+        assert _gateway_settings(docs).log_format == expected
+
+
 def test_gateway_ingress_is_optional_and_sets_the_public_url() -> None:
     docs = chart.render({"gateway.ingress.enabled": "true", "gateway.ingress.className": "nginx",
                          "gateway.ingress.host": "mcp.example.com",
@@ -428,6 +436,7 @@ def test_gateway_ingress_is_optional_and_sets_the_public_url() -> None:
     ({"unknownKey": "1"}, "additional properties 'unknownKey' not allowed"),
     ({"webhook.port": "70000"}, "/webhook/port"),
     ({"gateway.replicaCount": "0"}, "/gateway/replicaCount"),
+    ({"logFormat": "xml"}, "/logFormat"),
     ({"gateway.podDisruptionBudget.maxUnavailable": "0"}, "/gateway/podDisruptionBudget/maxUnavailable"),
     ({"gateway.service.port": "0"}, "/gateway/service/port"),
     ({"gateway.service.type": "ExternalName"}, "/gateway/service/type"),
