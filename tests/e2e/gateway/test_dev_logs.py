@@ -5,11 +5,11 @@ operator and gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,7 +58,7 @@ def following(stack_dir: Path) -> Iterator[tuple[subprocess.Popen[str], Output]]
 async def test_follows_the_operator_the_gateway_and_a_new_replica_until_ctrl_c(following, gateway, namespace,
                                                                               token_for):
     process, output = following
-    time.sleep(1)
+    await asyncio.sleep(1)
     assert process.poll() is None, process.communicate()
     async with mcpclient.connect(gateway.mcp_url, token_for(namespace)) as mcp:
         await mcp.call("make_agent", name="followed", namespace=namespace, ai_provider="echo")
