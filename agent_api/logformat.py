@@ -111,6 +111,8 @@ def configure(log_format: Format, *, identity: Mapping[str, str] | None = None, 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Python's warnings too (logger py.warnings), or they would be bare lines on stderr.
+    logging.captureWarnings(True)
 
 
 def add_argument(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,9 @@ import argparse
 import io
 import json
 import logging
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,6 +74,16 @@ def test_configure_sends_every_logger_through_one_handler():
         root.setLevel(level)
     line = json.loads(stream.getvalue())
     assert (line["logger"], line["message"], line["component"]) == ("uvicorn.error", "started", "gateway")
+
+
+def test_configure_turns_python_warnings_into_lines_too():
+    # A process of its own: pytest records warnings itself while a test runs.
+    program = ("import warnings; from agent_api import logformat; logformat.configure('json'); "
+               "warnings.warn('deprecated thing', DeprecationWarning, stacklevel=1)")
+    result = subprocess.run([sys.executable, "-W", "always", "-c", program], capture_output=True, text=True,
+                            timeout=60, check=True, cwd=Path(__file__).resolve().parents[3])
+    (line,) = [json.loads(text) for text in result.stderr.splitlines()]
+    assert line["logger"] == "py.warnings" and "deprecated thing" in line["message"]
 
 
 def test_log_format_flag_defaults_to_json_and_accepts_text(monkeypatch: pytest.MonkeyPatch):
