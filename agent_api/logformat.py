@@ -27,8 +27,9 @@ FORMAT_ENV = "AGENTCLUSTERS_LOG_FORMAT"
 """The format when no --log-format is given (the devcluster sets `text` for people)."""
 DEFAULT_FORMAT: Format = "json"
 
-# Attributes every LogRecord has; anything else on a record came from `extra=`.
-_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# Attributes every LogRecord has; anything else on a record came from `extra=`, but for
+# uvicorn's `color_message` (its own message again, with terminal colour codes).
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
 
 
 def severity(levelno: int) -> str:

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # kopf's own formats: its JSON has the keys of agent_api.logformat, and `object` on lines
     # about one AgentCluster; its text prefixes those lines with [namespace/name].
-    kopf.configure(verbose=args.verbose, log_refkey="object",
+    kopf.configure(verbose=args.verbose, log_refkey="object", log_prefix=None,
                    log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it too

@@ -31,6 +31,11 @@ def test_json_lines_carry_kopfs_keys_identity_and_extra_fields():
     assert line["timestamp"].endswith("+00:00")
 
 
+def test_uvicorns_coloured_copy_of_the_message_is_left_out():
+    line = json.loads(logformat.JsonFormatter().format(_record(color_message="\x1b[1mdid it\x1b[0m")))
+    assert "color_message" not in line
+
+
 def test_identity_wins_over_an_extra_field_of_the_same_name():
     line = json.loads(logformat.JsonFormatter({"replica": "daring-duck"}).format(_record(replica="forged")))
     assert line["replica"] == "daring-duck"
