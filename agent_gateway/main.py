@@ -9,15 +9,22 @@ import sys
 
 import uvicorn
 
-from agent_api import replica_auth
+from agent_api import logformat, replica_auth
 from agent_gateway import auth, deps, server, settings
 
 
 async def serve_http(config: settings.Settings) -> None:
     async with deps.open_deps(config) as d:
-        app = auth.explain_refusals(server.build_server(d).streamable_http_app(host=config.host), config)
+        # Stateless: no MCP session lives in this process, so any gateway replica answers any
+        # request (the 2025 handshake's session id would be known to one process only). A
+        # tool call's progress notifications still stream on that call's own SSE response;
+        # what stateless mode gives up (server-to-client requests, the standalone GET stream)
+        # no tool uses.
+        mcp_app = server.build_server(d).streamable_http_app(host=config.host, stateless_http=True)
+        app = auth.explain_refusals(mcp_app, config)
+        # log_config=None: uvicorn's own lines go through the root logger, in the gateway's format.
         uvicorn_config = uvicorn.Config(app, host=config.host, port=config.port, log_level="info",
-                                        lifespan="on", access_log=False)
+                                        lifespan="on", access_log=False, log_config=None)
         await uvicorn.Server(uvicorn_config).serve()
 
 
@@ -45,7 +52,6 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     # stdout is the MCP channel over stdio: logs go to stderr.
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logformat.configure(config.log_format, level=logging.INFO, stream=sys.stderr)
     asyncio.run(serve_stdio(config) if args.stdio else serve_http(config))
     return 0

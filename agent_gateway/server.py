@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from agent_gateway import deps, errors, metrics, webhooks
+from agent_gateway import audit, deps, errors, metrics, webhooks
 from agent_gateway.tools import agents, chat, config, runs, schedules, state
 
 INSTRUCTIONS = (
@@ -43,10 +43,14 @@ class GatewayServer(MCPServer):
 
     `call_tool` is where the SDK turns what a tool raised into a `ToolError` (the tool's own,
     an argument that fails the input schema, an unknown tool) or an `UnexpectedToolError` (a
-    crash); answering here keeps that one place, for every tool, instead of a wrapper per tool."""
+    crash); answering here keeps that one place, for every tool, instead of a wrapper per tool.
+    Every call also writes one audit line (`audit.audited`), the log's only word on refusals:
+    their text may quote the caller's arguments."""
 
     gateway_metrics: metrics.GatewayMetrics
+    audit_scope: audit.Scope
 
+    @audit.audited
     @metrics.observed
     async def call_tool(self, name: str, arguments: dict[str, Any],
                         context: Context[Any, Any] | None = None) -> Any:
@@ -60,9 +64,7 @@ class GatewayServer(MCPServer):
             refusal = coded(exc)
             if refusal is None:
                 unknown = str(exc).startswith("Unknown tool:")
-                log.info("tool %r refused: %r", name, str(exc))
                 return failed(str(exc), "not_found" if unknown else "invalid", None, str(exc))
-            log.info("tool %r refused (%s): %r", name, refusal.code, str(refusal))
             return failed(str(exc), refusal.code, refusal.retry_after_seconds, str(refusal))
 
 
@@ -98,6 +100,7 @@ def build_server(d: deps.Deps) -> MCPServer:
     server = GatewayServer("agentclusters", instructions=INSTRUCTIONS, auth=auth,
                            token_verifier=d.token_verifier if http else None)
     server.gateway_metrics = d.metrics
+    server.audit_scope = audit.Scope(d.settings.default_namespace, d.local_caller)
     for module in (agents, schedules, chat, state, runs, config):
         module.register(server, d)
     server.custom_route("/hooks/{namespace}/{agent}/{path:path}", methods=["POST"])(

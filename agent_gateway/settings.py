@@ -9,7 +9,7 @@ import argparse
 import os
 from dataclasses import dataclass, field
 
-from agent_api import replica_auth
+from agent_api import logformat, replica_auth
 
 DEFAULT_AUDIENCE = "agentclusters-gateway"
 
@@ -49,6 +49,8 @@ class Settings:
     publishes; 0 serves none."""
     metrics_host: str = ""
     """Address the metrics port listens on; empty: the same as `host`."""
+    log_format: logformat.Format = "json"
+    """Log lines as JSON (agent_api.logformat; the chart's default) or text (the devcluster's)."""
 
     @property
     def mcp_url(self) -> str:
@@ -91,6 +93,7 @@ def parser() -> argparse.ArgumentParser:
                    help="serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: not served)")
     p.add_argument("--metrics-host", default=env("GATEWAY_METRICS_HOST", ""),
                    help="address of the metrics port (default: --host)")
+    logformat.add_argument(p)
     return p
 
 
@@ -102,7 +105,7 @@ def from_args(args: argparse.Namespace) -> Settings:
         scale_timeout_seconds=args.scale_timeout_seconds,
         webhook_max_body_bytes=args.webhook_max_body_bytes,
         webhook_rate_limit_per_minute=args.webhook_rate_limit_per_minute,
-        token_audience=args.token_audience, stdio=args.stdio,
+        token_audience=args.token_audience, stdio=args.stdio, log_format=args.log_format,
         metrics_port=args.metrics_port, metrics_host=args.metrics_host,
         # From the environment only: a flag would show the key in the process list.
         replica_auth_key=os.environ.get(replica_auth.MASTER_KEY_ENV, "").encode(),

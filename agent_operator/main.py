@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 
 import kopf
 
-from agent_api import replica_auth
+from agent_api import logformat, replica_auth
 from agent_operator import handlers, settings
 
 
@@ -20,12 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", action="append", default=[],
                         help="watch only this namespace (repeatable; default: all namespaces)")
     parser.add_argument("--verbose", action="store_true")
+    logformat.add_argument(parser)
     args = parser.parse_args(argv)
 
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # kopf's own formats: its JSON has the keys of agent_api.logformat, and `object` on lines
+    # about one AgentCluster; its text prefixes those lines with [namespace/name].
+    kopf.configure(verbose=args.verbose, log_refkey="object", log_prefix=None,
+                   log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's own login reads it too
     operator_settings = settings.load(args.config)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import sys
+
+DISTRIBUTION = "agent-clusters"  # pyproject.toml's project name
 
 # subcommand -> ("module:function", one-line help). The function takes argv and returns
 # an exit code.
@@ -19,7 +22,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def usage() -> str:
-    lines = ["usage: agentclusters <subcommand> [args...]", "", "subcommands:"]
+    lines = ["usage: agentclusters <subcommand> [args...]", "       agentclusters --version", "",
+             "subcommands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     return "\n".join(lines)
 
@@ -28,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help", "help"):
         print(usage())
+        return 0
+    if args[0] in ("--version", "-V"):
+        # The installed package's metadata: the same version pip and the image report.
+        print(f"agentclusters {importlib.metadata.version(DISTRIBUTION)}")
         return 0
     name, rest = args[0], args[1:]
     if name not in SUBCOMMANDS:

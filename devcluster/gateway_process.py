@@ -48,17 +48,19 @@ class RunningGateway:
 
 
 def start(state_dir: Path, kubeconfig: Path, database_url: str, redis_url: str, replica_auth_key: str, *,
-          default_namespace: str = "default", rate_limit_per_minute: int = 600) -> RunningGateway:
+          default_namespace: str = "default", rate_limit_per_minute: int = 600,
+          name: str = "gateway") -> RunningGateway:
     """Start the gateway on a free loopback port; returns once /healthz answers. The replica
-    auth key must be the operator's."""
+    auth key must be the operator's. `name` names the process and its log (`logs/<name>.log`),
+    so several gateways of one stack (as a Deployment with replicas would run) keep apart."""
     port, metrics_port = ports.free_port(), ports.free_port()
     process = Process(
-        "gateway",
+        name,
         [sys.executable, "-m", "agentclusters", "gateway", f"--kubeconfig={kubeconfig}",
          f"--database-url={database_url}", f"--redis-url={redis_url}", "--host=127.0.0.1", f"--port={port}",
          f"--default-namespace={default_namespace}", f"--rate-limit-per-minute={rate_limit_per_minute}",
          f"--metrics-port={metrics_port}"],
-        state_dir / "logs" / "gateway.log",
+        state_dir / "logs" / f"{name}.log",
         env={**os.environ, replica_auth.MASTER_KEY_ENV: replica_auth_key},
     ).start()
     try:

@@ -244,8 +244,11 @@ def test_install_creates_the_operator_objects(installed: Cluster) -> None:
 def test_install_creates_the_gateway_objects(installed: Cluster) -> None:
     deployment = installed.get("deployment", GATEWAY, "-n", NAMESPACE)
     pod = deployment["spec"]["template"]["spec"]
-    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    budget = installed.get("poddisruptionbudget", GATEWAY, "-n", NAMESPACE)
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
     assert pod["serviceAccountName"] == GATEWAY
     (container,) = pod["containers"]
     assert container["command"] == ["agentclusters", "gateway"]

@@ -271,7 +271,8 @@ def test_two_operators_roll_one_at_a_time_and_hardened_pod() -> None:
 GATEWAY_KINDS = {("Deployment", GATEWAY), ("Service", GATEWAY), ("Service", f"{GATEWAY}-metrics"),
                  ("ServiceAccount", GATEWAY),
                  ("ClusterRole", GATEWAY), ("ClusterRole", f"{GATEWAY}-auth"),
-                 ("ClusterRoleBinding", GATEWAY), ("ClusterRoleBinding", f"{GATEWAY}-auth")}
+                 ("ClusterRoleBinding", GATEWAY), ("ClusterRoleBinding", f"{GATEWAY}-auth"),
+                 ("PodDisruptionBudget", GATEWAY)}
 
 
 def _gateway_objects(docs: list[dict]) -> set[tuple[str, str]]:
@@ -303,7 +304,7 @@ def test_gateway_is_on_by_default_and_reachable_through_its_service(monkeypatch:
     assert _env(docs, GATEWAY)["DATABASE_URL"] == _env(docs)["DATABASE_URL"]
     assert _env(docs, GATEWAY)["REDIS_URL"] == _env(docs)["REDIS_URL"]
     deployment = chart.one(docs, "Deployment", GATEWAY)
-    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["replicas"] == 2
     assert "strategy" not in deployment["spec"]  # stateless: the default rolling update
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == GATEWAY
@@ -401,6 +402,39 @@ def test_gateway_values_reach_the_objects() -> None:
     assert _container(chart.render(), GATEWAY)["image"] == "ghcr.io/agent-clusters/agent-clusters:0.1.0"
 
 
+def test_gateway_runs_two_replicas_that_a_drain_cannot_evict_at_once() -> None:
+    docs = chart.render()
+    deployment = chart.one(docs, "Deployment", GATEWAY)
+    assert deployment["spec"]["replicas"] == 2
+    budget = chart.one(docs, "PodDisruptionBudget", GATEWAY)
+    assert budget["apiVersion"] == "policy/v1"
+    assert budget["spec"]["maxUnavailable"] == 1 and "minAvailable" not in budget["spec"]
+    # It selects the gateway's pods and no other (not the operator's).
+    selector = budget["spec"]["selector"]["matchLabels"]
+    assert selector == deployment["spec"]["selector"]["matchLabels"]
+    operator_pod = chart.one(docs, "Deployment", OPERATOR)["spec"]["template"]["metadata"]["labels"]
+    assert not selector.items() <= operator_pod.items()
+
+
+def test_gateway_disruption_budget_is_configurable() -> None:
+    budget = chart.one(chart.render({"gateway.podDisruptionBudget.maxUnavailable": "2"}),
+                       "PodDisruptionBudget", GATEWAY)
+    assert budget["spec"]["maxUnavailable"] == 2
+    budget = chart.one(chart.render({"gateway.podDisruptionBudget.maxUnavailable": "50%"}),
+                       "PodDisruptionBudget", GATEWAY)
+    assert budget["spec"]["maxUnavailable"] == "50%"
+    docs = chart.render({"gateway.podDisruptionBudget.enabled": "false"})
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+
+
+def test_log_format_is_json_for_the_operator_and_the_gateway_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENTCLUSTERS_LOG_FORMAT", raising=False)
+    for values, expected in (({}, "json"), ({"logFormat": "text"}, "text")):
+        docs = chart.render(values)
+        assert _env(docs)["AGENTCLUSTERS_LOG_FORMAT"]["value"] == expected  # read by the operator's flag
+        assert _gateway_settings(docs).log_format == expected
+
+
 def test_gateway_ingress_is_optional_and_sets_the_public_url() -> None:
     docs = chart.render({"gateway.ingress.enabled": "true", "gateway.ingress.className": "nginx",
                          "gateway.ingress.host": "mcp.example.com",
@@ -431,6 +465,8 @@ def test_gateway_ingress_is_optional_and_sets_the_public_url() -> None:
     ({"unknownKey": "1"}, "additional properties 'unknownKey' not allowed"),
     ({"webhook.port": "70000"}, "/webhook/port"),
     ({"gateway.replicaCount": "0"}, "/gateway/replicaCount"),
+    ({"logFormat": "xml"}, "/logFormat"),
+    ({"gateway.podDisruptionBudget.maxUnavailable": "0"}, "/gateway/podDisruptionBudget/maxUnavailable"),
     ({"gateway.service.port": "0"}, "/gateway/service/port"),
     ({"gateway.service.type": "ExternalName"}, "/gateway/service/type"),
     ({"gateway.rateLimitPerMinute": "0"}, "/gateway/rateLimitPerMinute"),

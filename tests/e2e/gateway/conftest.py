@@ -52,3 +52,17 @@ def grant_secret_read(k8s_api: ApiClient) -> Callable[[str, str], None]:
             "subjects": [{"kind": "ServiceAccount", "name": CALLER, "namespace": namespace}]})
 
     return grant
+
+
+@pytest.fixture(scope="session")
+def second_gateway(devcluster: DevCluster, operator: RunningOperator,
+                   redis_server: services.Redis) -> Iterator[gateway_process.RunningGateway]:
+    """Another gateway process beside `gateway`, on the same database, Redis and key: two
+    replicas of the gateway's Deployment."""
+    running = gateway_process.start(operator.state_dir, devcluster.kubeconfig, operator.database_url,
+                                    redis_server.url, operator.replica_auth_key, rate_limit_per_minute=100_000,
+                                    name="gateway-2")
+    try:
+        yield running
+    finally:
+        running.stop()

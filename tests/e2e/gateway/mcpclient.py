@@ -58,8 +58,13 @@ class Session:
 
 
 @contextlib.asynccontextmanager
-async def connect(mcp_url: str, token: str | None, statuses: list[int] | None = None) -> AsyncIterator[Session]:
-    """A session as the holder of `token`; HTTP statuses seen are appended to `statuses`."""
+async def connect(mcp_url: str, token: str | None, statuses: list[int] | None = None,
+                  transport: httpx2.AsyncBaseTransport | None = None,
+                  mode: str = "auto") -> AsyncIterator[Session]:
+    """A session as the holder of `token`; HTTP statuses seen are appended to `statuses`;
+    `transport` (default: httpx's own) carries every HTTP request; `mode` is the client's
+    protocol negotiation (`auto`: the stateless 2026 protocol where the server speaks it;
+    `legacy`: the initialize handshake and a session id, as 2025-era clients do)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def record(response: httpx2.Response) -> None:
@@ -67,6 +72,6 @@ async def connect(mcp_url: str, token: str | None, statuses: list[int] | None = 
             statuses.append(response.status_code)
 
     async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(600, connect=10),
-                                  event_hooks={"response": [record]}) as http, \
-            Client(streamable_http_client(mcp_url, http_client=http)) as client:
+                                  event_hooks={"response": [record]}, transport=transport) as http, \
+            Client(streamable_http_client(mcp_url, http_client=http), mode=mode) as client:
         yield Session(client)

@@ -150,7 +150,7 @@ async def test_half_open_connection_self_fences_and_another_replica_completes_th
     ran_on_a = [e for e in recorder.executions() if e.replica == "a"]
     assert [e.aborted is not None for e in ran_on_a] == [True], history
     # `a` noticed the silence (its queries time out and it says so) instead of hanging.
-    warnings = [e for e in _log_events(a, stalled_at) if e["level"] in ("warning", "error")
+    warnings = [e for e in _log_events(a, stalled_at) if e["severity"] in ("warn", "error")
                 and e["logger"].startswith("agent_runtime")]
     assert warnings, f"a logged nothing while its database was unreachable:\n{a.log()[-3000:]}"
 

@@ -36,3 +36,9 @@ def test_metrics_port_is_off_by_default_and_a_bad_one_is_refused_with_the_range(
     with pytest.raises(SystemExit):
         settings.parser().parse_args(["--metrics-port=70000"])
     assert "give 1-65535, or 0 to serve no metrics" in capsys.readouterr().err
+
+
+def test_log_format_is_json_unless_asked_for_text(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("AGENTCLUSTERS_LOG_FORMAT", raising=False)
+    assert settings.from_args(settings.parser().parse_args(URLS)).log_format == "json"
+    assert settings.from_args(settings.parser().parse_args([*URLS, "--log-format=text"])).log_format == "text"

@@ -43,7 +43,7 @@ async def test_bad_key_is_a_clear_run_error_without_the_key(database_url, provid
     wrong = f"sk-wrong-{uuid.uuid4().hex}"
     monkeypatch.setenv(secret_env.AI_API_KEY, wrong)
     replica = await _replica(database_url, _spec(provider, api))
-    caplog.handler.setFormatter(logs.JsonFormatter({"replica": "brave-bee"}))
+    caplog.handler.setFormatter(logs.formatter("team-a", "scraper", "brave-bee"))
     caplog.set_level(logging.DEBUG)
     try:
         run_id, outcome = await replica.runner.run_now("think", "manual", {"topic": "x"}, None)
