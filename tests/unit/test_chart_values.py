@@ -424,7 +424,7 @@ def test_gateway_disruption_budget_is_configurable() -> None:
                        "PodDisruptionBudget", GATEWAY)
     assert budget["spec"]["maxUnavailable"] == "50%"
     docs = chart.render({"gateway.podDisruptionBudget.enabled": "false"})
-    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == GATEWAY]
 
 
 def test_log_format_is_json_for_the_operator_and_the_gateway_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -503,7 +503,7 @@ def test_an_existing_replica_auth_secret_replaces_the_generated_one() -> None:
 def test_one_operator_gets_no_disruption_budget_and_leader_election_settings_reach_it(tmp_path: Path) -> None:
     docs = chart.render({"replicaCount": "1", "operator.leaderElection.leaseName": "ops-lease",
                          "operator.leaderElection.leaseDurationSeconds": "30"})
-    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == OPERATOR]
     election = _settings(docs, tmp_path).leader_election
     assert (election.enabled, election.lease_name, election.lease_namespace) == (True, "ops-lease", "agent-clusters")
     assert (election.lease_duration_seconds, election.renew_deadline_seconds,
