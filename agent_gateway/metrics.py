@@ -24,10 +24,11 @@ from prometheus_client import (
     Counter,
     Histogram,
     disable_created_metrics,
-    start_http_server,
 )
 from starlette.requests import Request
 from starlette.responses import Response
+
+from agent_api import metrics_http
 
 # The text format would carry each counter's creation time as a series of its own.
 disable_created_metrics()
@@ -62,15 +63,7 @@ class GatewayMetrics:
 
     def serve(self, host: str, port: int) -> None:
         """Serve `/metrics` on host:port in a thread of its own; port 0 serves nothing."""
-        if port:
-            server, thread = start_http_server(port, host, registry=self.registry)
-
-            def stop() -> None:
-                server.shutdown()
-                server.server_close()
-                thread.join(timeout=5)
-
-            self._stop = stop
+        self._stop = metrics_http.serve(self.registry, host, port)
 
     def close(self) -> None:
         if self._stop is not None:

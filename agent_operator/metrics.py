@@ -24,9 +24,9 @@ from prometheus_client import (
     Gauge,
     Histogram,
     disable_created_metrics,
-    start_http_server,
 )
 
+from agent_api import metrics_http
 from agent_operator.kube import Conflict
 
 # The text format would carry each counter's creation time as a series of its own.
@@ -90,15 +90,7 @@ class OperatorMetrics:
     def serve(self, host: str, port: int) -> None:
         """Serve `/metrics` on host:port in a thread of its own (a scrape never waits on the
         event loop); port 0 serves nothing."""
-        if port:
-            server, thread = start_http_server(port, host, registry=self.registry)
-
-            def stop() -> None:
-                server.shutdown()
-                server.server_close()
-                thread.join(timeout=5)
-
-            self._stop = stop
+        self._stop = metrics_http.serve(self.registry, host, port)
 
     def close(self) -> None:
         if self._stop is not None:
