@@ -56,17 +56,21 @@ def choose(candidates: list[Live], turn: int) -> Live | None:
     return ties[turn % len(ties)]
 
 
-def pinned(agent: dict, replica: str, live: list[Live]) -> Live:
-    """The pinned replica if it is a live, ready member; otherwise a GatewayError saying why."""
+def pinned(agent: dict, replica: str, live: list[Live], archived_at: str | None = None) -> Live:
+    """The pinned replica if it is a live, ready member; otherwise a GatewayError saying why.
+    `archived_at`: when the replica was archived, if the caller found it archived beyond the
+    newest few that status keeps."""
     name = agent["metadata"]["name"]
     status = agent.get("status") or {}
     members = {m["name"]: m for m in status.get("members") or []}
-    archived = {a["name"]: a for a in status.get("archived") or []}
+    archived = {a["name"]: a.get("archivedAt") for a in status.get("archived") or []}
+    if archived_at is not None:
+        archived[replica] = archived_at
     listing = ", ".join(sorted(members)) or "none"
     if replica in archived:
         raise errors.GatewayError(
             f'replica "{replica}" of agent "{name}" is archived (removed by scale-down at '
-            f'{archived[replica].get("archivedAt")}): its state and history stay readable, but it no '
+            f'{archived[replica]}): its state and history stay readable, but it no '
             f"longer runs or chats. Live replicas: {listing}", code="conflict")
     if replica not in members:
         raise errors.GatewayError(f'agent "{name}" has no replica named "{replica}". Live replicas: {listing}',

@@ -38,9 +38,21 @@ async def route(d: deps.Deps, namespace: str, obj: dict[str, Any], replica: str 
     the least busy ready member."""
     name = obj["metadata"]["name"]
     if replica is not None:
-        return routing.pinned(obj, replica, await d.registry.live(namespace, name))
+        return routing.pinned(obj, replica, await d.registry.live(namespace, name),
+                              await _archived_beyond_status(d.store, obj, replica))
     members = {m["name"] for m in (obj.get("status") or {}).get("members") or []}
     target = await d.registry.pick(namespace, name, members)
     if target is None:
         raise routing.no_ready_replica(obj)
     return target
+
+
+async def _archived_beyond_status(db: store.Store, obj: dict[str, Any], replica: str) -> str | None:
+    """When `replica`, named in neither status.members nor status.archived (which keeps only the
+    newest few), was archived: PostgreSQL has every member (None: it has no such archived one)."""
+    status = obj.get("status") or {}
+    if replica in {m["name"] for m in [*(status.get("members") or []), *(status.get("archived") or [])]}:
+        return None
+    rows = await db.members(obj["metadata"]["namespace"], obj["metadata"]["name"])
+    return next((store.iso(r["archived_at"]) for r in rows
+                 if r["replica"] == replica and r["archived_at"] is not None), None)

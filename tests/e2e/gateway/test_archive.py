@@ -74,3 +74,14 @@ async def test_list_archived_replicas_is_annotated_read_only(gateway, namespace,
 
     hints = tools["list_archived_replicas"].annotations
     assert (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint) == (True, False, True)
+
+
+async def test_a_chat_pinned_to_a_replica_archived_beyond_the_status_window_says_it_is_archived(
+        gateway, k8s_api, namespace, token_for):
+    oldest = _archive_some(k8s_api, namespace, "forgetful")[0]  # no longer in status.archived
+    async with mcpclient.connect(gateway.mcp_url, token_for(namespace)) as mcp:
+        refused = await mcp.refusal("chat_with_agent", name="forgetful", namespace=namespace,
+                                    message="still there?", replica=oldest)
+
+    assert refused.code == "conflict", refused.structured
+    assert f'replica "{oldest}" of agent "forgetful" is archived' in str(refused)
