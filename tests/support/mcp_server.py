@@ -36,8 +36,10 @@ class LoopbackMcpServer:
                 self.seen_headers.append({k.decode(): v.decode() for k, v in scope["headers"]})
             await inner(scope, receive, send)
 
+        # log_config=None: uvicorn's default would reconfigure its loggers for the whole test
+        # process (level warning, no propagation), and tests that read logs would see less.
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                     log_level="warning", lifespan="on"))
+                                                     log_config=None, lifespan="on"))
         self._task: asyncio.Task | None = None
 
     @property
