@@ -22,8 +22,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from mcp.types import CallToolResult
-
 from agent_gateway import auth, errors
 
 log = logging.getLogger(__name__)
@@ -58,7 +56,7 @@ def audited(call_tool: Callable[Concatenate[Any, str, Mapping[str, Any], P], Awa
         outcome = "internal"  # an exception escaping the SDK's own handling
         try:
             result = await call_tool(self, name, arguments, *args, **kwargs)
-            outcome = outcome_of(result)
+            outcome = errors.outcome(result)
             return result
         except asyncio.CancelledError:
             outcome = "cancelled"
@@ -68,13 +66,6 @@ def audited(call_tool: Callable[Concatenate[Any, str, Mapping[str, Any], P], Awa
 
     return wrapper
 
-
-def outcome_of(result: object) -> str:
-    """`ok`, or the code of a tool error (the server answers every failure with one)."""
-    if isinstance(result, CallToolResult) and result.is_error:
-        code = (result.structured_content or {}).get("code")
-        return code if code in errors.CODES else "internal"
-    return "ok"
 
 
 def write(scope: Scope, tool: str, arguments: Mapping[str, Any], outcome: str, seconds: float) -> None:

@@ -11,10 +11,11 @@ own words, with the code their HTTP status means (`from_api`).
 from __future__ import annotations
 
 import json
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from kubernetes.client.exceptions import ApiException
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
 
 Code = Literal["not_found", "forbidden", "conflict", "invalid", "rate_limited", "unavailable", "internal"]
 """not_found: the agent, replica, function, run or item named does not exist.
@@ -81,3 +82,12 @@ def unknown_agent(namespace: str, name: str, known: list[str] | None = None) -> 
     if known is None:
         listing = ""
     return GatewayError(f'no agent named "{name}" in namespace "{namespace}"{listing}', code="not_found")
+
+
+def outcome(result: Any) -> str:
+    """How a tool call ended, for the audit line and the metrics: `ok`, or the code of the tool
+    error it was answered with (`GatewayServer.call_tool` answers every failure with one)."""
+    if isinstance(result, CallToolResult) and result.is_error:
+        code = (result.structured_content or {}).get("code")
+        return code if code in CODES else "internal"
+    return "ok"

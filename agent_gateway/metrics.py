@@ -18,7 +18,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from mcp.types import CallToolResult
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -29,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agent_api import metrics_http
+from agent_gateway import errors
 
 # The text format would carry each counter's creation time as a series of its own.
 disable_created_metrics()
@@ -71,14 +71,6 @@ class GatewayMetrics:
             self._stop = None
 
 
-def outcome(result: Any) -> str:
-    """`ok`, or the code a failed call was answered with (server.failed puts it in the
-    structured content)."""
-    if isinstance(result, CallToolResult) and result.is_error:
-        return str((result.structured_content or {}).get("code", "internal"))
-    return "ok"
-
-
 def observed(call_tool: CallTool) -> CallTool:
     """Decorates `GatewayServer.call_tool`: every call counted by tool and outcome, and timed.
     The server's `gateway_metrics` attribute (set by `build_server`) is where they go."""
@@ -91,7 +83,7 @@ def observed(call_tool: CallTool) -> CallTool:
         if gateway.tools is None:
             gateway.tools = frozenset(tool.name for tool in await server.list_tools())
         tool = name if name in gateway.tools else "unknown"
-        gateway.tool_call(tool, outcome(result), time.monotonic() - started)
+        gateway.tool_call(tool, errors.outcome(result), time.monotonic() - started)
         return result
 
     return observed_call_tool

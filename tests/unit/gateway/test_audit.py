@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from mcp.types import CallToolResult, TextContent
 
-from agent_gateway import audit, auth
+from agent_gateway import audit, auth, errors
 
 SCOPE = audit.Scope(default_namespace="team-a", local_caller=auth.Caller(username="alice"))
 
@@ -29,7 +29,7 @@ def _error(code: str) -> CallToolResult:
     ({"agent": "x"}, "ok"), (_error("not_found"), "not_found"), (_error("rate_limited"), "rate_limited"),
     (_error("made-up"), "internal")])
 def test_outcome_is_ok_or_the_error_code(result: object, outcome: str):
-    assert audit.outcome_of(result) == outcome
+    assert errors.outcome(result) == outcome
 
 
 def test_a_line_names_the_default_namespace_and_the_agent(caplog: pytest.LogCaptureFixture):
