@@ -3,10 +3,11 @@ handle on the session's operator process."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -33,6 +34,20 @@ def eventually(check: Callable[[], T], *, timeout: float = 60, interval: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout:.0f}s; last: {last!r}")
         time.sleep(interval)
+
+
+async def eventually_async(check: Callable[[], Awaitable[T]], *, within: float = 90, interval: float = 1,
+                           what: str = "the condition") -> T:
+    """`eventually` for a coroutine check, waiting without blocking the event loop (an MCP
+    session lives on it)."""
+    deadline = time.monotonic() + within
+    last: object = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last  # type: ignore[return-value]
+        await asyncio.sleep(interval)
+    raise AssertionError(f"{what} did not happen within {within:.0f}s; last: {last!r}")
 
 
 def pid_alive(pid: int) -> bool:

@@ -9,16 +9,15 @@ that answered, with progress notifications throughout."""
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import itertools
-import time
 
 import httpx2
 import pytest
 
 from devcluster import gateway_process
 from tests.e2e.gateway import mcpclient
+from tests.e2e.helpers import eventually_async
 
 pytestmark = pytest.mark.e2e
 
@@ -41,17 +40,6 @@ class RoundRobin(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-
-async def eventually(check, within: float = 90, what: str = "the condition"):
-    deadline = time.monotonic() + within
-    last = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(1)
-    raise AssertionError(f"{what} did not happen within {within}s; last: {last!r}")
 
 
 # `legacy` is the 2025 protocol's initialize handshake that most MCP clients in use still speak
@@ -81,7 +69,7 @@ async def test_a_client_alternating_between_two_gateways_completes_the_seed_scen
             done = [r for r in runs if r["trigger"] == "schedule" and r["schedule"] == schedule["name"]]
             return done or None
 
-        await eventually(fired, what="the schedule to fire")
+        await eventually_async(fired, what="the schedule to fire")
         await mcp.call("remove_schedule", agent_name=agent, schedule_name=schedule["name"], namespace=namespace)
 
         mcp.progress.clear()

@@ -5,10 +5,8 @@ fresh names)."""
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import re
-import time
 
 import asyncpg
 import pytest
@@ -16,21 +14,11 @@ import pytest
 from agent_gateway import auth
 from agent_gateway.tools import chat
 from tests.e2e.gateway import mcpclient
+from tests.e2e.helpers import eventually_async
 
 pytestmark = pytest.mark.e2e
 
 NAME = re.compile(r"^[a-z]+-[a-z]+\d*$")  # adjective-animal, e.g. daring-duck
-
-
-async def eventually(check, within: float = 90, what: str = "the condition"):
-    deadline = time.monotonic() + within
-    last = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(1)
-    raise AssertionError(f"{what} did not happen within {within}s; last: {last!r}")
 
 
 async def test_social_scraper(gateway, operator, namespace, token_for):
@@ -66,7 +54,7 @@ async def test_social_scraper(gateway, operator, namespace, token_for):
             full = [r for r in clusters if sorted(r) == sorted(first)]
             return by_fire if len(singles) >= 3 and len(full) >= 2 else None
 
-        by_fire = await eventually(fires, what="3 single-mode fires and 2 complete cluster-mode fires")
+        by_fire = await eventually_async(fires, what="3 single-mode fires and 2 complete cluster-mode fires")
         for (schedule, fire_time), replicas in by_fire.items():
             if schedule == single["name"]:
                 assert len(replicas) == 1, (fire_time, replicas)  # single: one run per fire
