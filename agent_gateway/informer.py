@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import urllib3
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
@@ -50,8 +51,12 @@ Key = tuple[str, str]
 # The API server ends each watch after this long (a random part added, as client-go does, so
 # many gateways do not all re-watch at once); the watch then resumes from its resourceVersion.
 WATCH_SECONDS = 300
-# A socket that stays silent this long is dead (bookmarks arrive about once a minute).
-READ_TIMEOUT_SECONDS = WATCH_SECONDS + 60
+# A watch that stays silent this long is taken for a dead connection (one that vanished
+# without a reset, e.g. behind a NAT that forgot it) and opened again from its resourceVersion:
+# the API server sends a bookmark about once a minute to a watch that asked for them, so a
+# healthy one is rarely silent this long, and if it is, re-watching costs one request.
+READ_TIMEOUT_SECONDS = 120
+CONNECT_TIMEOUT_SECONDS = 10
 BACKOFF_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 
@@ -243,6 +248,14 @@ class Informer(Generic[T]):
             except Gone:
                 log.info("the watch of %s fell too far behind (410 Gone); listing again", self.source.what)
                 version = None
+            except urllib3.exceptions.ReadTimeoutError:
+                if version is not None:  # a silent watch: open it again from where it was
+                    log.debug("the watch of %s was silent for %ss; watching again", self.source.what,
+                              READ_TIMEOUT_SECONDS)
+                    continue
+                failures += 1
+                self._post(self._failed, f"listing took more than {READ_TIMEOUT_SECONDS}s")
+                self._stopping.wait(min(BACKOFF_MAX_SECONDS, BACKOFF_SECONDS * 2 ** (failures - 1)))
             except Exception as exc:
                 if self._stopping.is_set():
                     return
@@ -258,7 +271,7 @@ class Informer(Generic[T]):
 
     def _list(self) -> tuple[list[dict[str, Any]], str]:
         response = self.source.call(label_selector=self.source.label_selector or "", _preload_content=False,
-                                    _request_timeout=READ_TIMEOUT_SECONDS)
+                                    _request_timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS))
         body = json.loads(response.data)
         return body.get("items") or [], body["metadata"]["resourceVersion"]
 
@@ -266,7 +279,7 @@ class Informer(Generic[T]):
         response = self.source.call(
             label_selector=self.source.label_selector or "", watch=True, resource_version=version,
             allow_watch_bookmarks=True, timeout_seconds=int(WATCH_SECONDS * random.uniform(1, 1.2)),
-            _preload_content=False, _request_timeout=READ_TIMEOUT_SECONDS)
+            _preload_content=False, _request_timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS))
         self._response = response
         try:
             for line in iter_resp_lines(response):

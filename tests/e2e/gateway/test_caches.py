@@ -62,15 +62,20 @@ async def make_ready_agent(mcp: mcpclient.Session, namespace: str, agent: str, r
 
 
 async def test_a_warm_chat_reads_no_agentcluster_from_the_api_server(gateway, namespace, token_for, k8s_api):
+    # The API server counts every client's GETs: the operator's reconciles of other tests'
+    # agents (namespaces being deleted) land in a window now and then. So: up to three windows
+    # of 30 chats, one of which must be quiet; one read per chat would be 30 in every window.
+    windows = []
     async with mcpclient.connect(gateway.mcp_url, token_for(namespace)) as mcp:
         await make_ready_agent(mcp, namespace, "warm")
-        before = apiserver_requests(k8s_api, "GET", "agentclusters")
-        for n in range(30):
-            await mcp.call("chat_with_agent", name="warm", message=f"hello {n}", namespace=namespace)
-        after = apiserver_requests(k8s_api, "GET", "agentclusters")
-    # Every client's GETs count (the operator's reconciles too), so allow a stray one or two;
-    # one read per chat would be 30.
-    assert after - before <= 2, f"{after - before} GETs of agentclusters during 30 chats"
+        for _ in range(3):
+            before = apiserver_requests(k8s_api, "GET", "agentclusters")
+            for n in range(30):
+                await mcp.call("chat_with_agent", name="warm", message=f"hello {n}", namespace=namespace)
+            windows.append(apiserver_requests(k8s_api, "GET", "agentclusters") - before)
+            if windows[-1] <= 2:
+                break
+    assert min(windows) <= 2, f"GETs of agentclusters per window of 30 chats: {windows}"
 
 
 async def test_a_webhook_added_outside_the_gateway_is_served_once_the_watch_delivers_it(
