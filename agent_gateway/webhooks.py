@@ -3,10 +3,11 @@
 The gateway holds no webhook secret: the replica that runs a delivery verifies its signature
 (agent_api.webhook_signatures, scheme v1: timestamp, delivery id, path and body) and refuses
 replays (agent_runtime/webhooks.py). Here, in order: body size (413), the agent and a webhook
-with that path (404; 503 while the gateway's AgentCluster cache has not synced), the signature headers' shape, which needs no secret (401, so malformed
-and body-only-signed deliveries never reach a replica), the webhook's rate limit (429), a ready
-replica (503), then `POST /hooks/{webhook-name}` on it with the raw body, the signature
-headers and the cluster's replica token. The replica's answer is passed on as it is: 202 with
+with that path (404; 503 while the gateway's AgentCluster cache has not synced), the
+signature headers' shape, which needs no secret (401, so malformed and body-only-signed
+deliveries never reach a replica), the webhook's rate limit (429), a ready replica (503),
+then `POST /hooks/{webhook-name}` on it with the raw body, the signature headers and the
+cluster's replica token. The replica's answer is passed on as it is: 202 with
 the run id, or for a `synchronous` webhook the run's result (200, or 502 if the run failed);
 its refusals (401 bad signature or stale timestamp, 409 replay, 429 full, 503) with their
 messages and `Retry-After`.
