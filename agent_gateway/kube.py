@@ -6,12 +6,21 @@ Every change is a JSON merge patch carrying the `metadata.resourceVersion` it wa
 from, so the API server answers 409 if anyone (kubectl, GitOps, another MCP call) changed the
 object in between; `update_spec` then re-reads and recomputes. The official client is
 synchronous; its calls run in worker threads.
+
+Reads of AgentClusters come from a watch-fed cache (agent_gateway/informer.py) when the gateway
+serves over HTTP: no API-server request per chat or webhook delivery. The answer to every write
+goes into the cache at once, so the next read sees at least what was written; a conflict
+re-reads from the API server itself (the cache may be the stale party). A namespace outside the
+watched ones, and the stdio gateway (one person's kubeconfig, which may not list cluster-wide),
+read from the API server as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import copy
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,10 +28,18 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from agent_api import constants, replica_auth
-from agent_gateway import errors
+from agent_gateway import errors, informer
+
+log = logging.getLogger(__name__)
 
 G, V, P = constants.GROUP, constants.VERSION, constants.PLURAL
 CONFLICT_RETRIES = 8
+# How long a request waits for a cache that has not synced yet (a gateway just started, or
+# one whose LIST keeps failing) before it is told to try again.
+SYNC_WAIT_SECONDS = 10.0
+# How long scale_agent waits for the watch to deliver its own change (the scale subresource
+# answers with a Scale, not the AgentCluster, so there is nothing to put in the cache).
+WRITE_VISIBLE_SECONDS = 5.0
 
 
 def api_client(kubeconfig: str | None) -> client.ApiClient:
@@ -47,51 +64,119 @@ def merge_patch(old: Any, new: Any) -> Any:
     return patch
 
 
+def slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """An AgentCluster as the cache keeps it: without managedFields, which no tool reads and
+    which can be most of an object's size."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
+
+
+def agentcluster_informers(api: client.ApiClient, namespaces: tuple[str, ...]) -> informer.Scoped[dict[str, Any]]:
+    objects = client.CustomObjectsApi(api)
+
+    def make(namespace: str | None) -> informer.Informer[dict[str, Any]]:
+        if namespace is None:
+            source = informer.Source("agentclusters in all namespaces",
+                                     lambda **kw: objects.list_cluster_custom_object(G, V, P, **kw))
+        else:
+            source = informer.Source(f"agentclusters in namespace {namespace}",
+                                     lambda **kw: objects.list_namespaced_custom_object(G, V, namespace, P, **kw))
+        return informer.Informer(source, slim)
+
+    return informer.Scoped(make, namespaces)
+
+
 class Kube:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, clusters: informer.Scoped[dict[str, Any]] | None = None) -> None:
         self.api = api
         self._objects = client.CustomObjectsApi(api)
         self._core = client.CoreV1Api(api)
         self._authn = client.AuthenticationV1Api(api)
         self._authz = client.AuthorizationV1Api(api)
+        self._clusters = clusters
 
     # --- AgentClusters ------------------------------------------------------------------
 
+    async def _cache(self, namespace: str) -> informer.Informer[dict[str, Any]] | None:
+        """The synced cache that sees `namespace`, or None to read from the API server."""
+        cache = self._clusters.informer(namespace) if self._clusters is not None else None
+        if cache is None:
+            return None
+        if not await cache.wait_synced(SYNC_WAIT_SECONDS):
+            raise errors.GatewayError(
+                f"the gateway has not yet loaded the agents of namespace {namespace!r} from the API server "
+                f"({cache.last_error or 'still listing'}); try again in a few seconds",
+                code="unavailable", retry_after_seconds=errors.RETRY_SECONDS)
+        return cache
+
     async def get(self, namespace: str, name: str) -> dict:
+        """The AgentCluster, from the cache where there is one: shared, never to be changed."""
+        cache = await self._cache(namespace)
+        if cache is None:
+            return await self.read(namespace, name)
+        found = cache.get(namespace, name)
+        if found is None:
+            known = [item["metadata"]["name"] for item in cache.in_namespace(namespace)]
+            raise errors.unknown_agent(namespace, name, sorted(known))
+        # The cached object itself, not a copy (a deep copy costs more than the rest of the
+        # lookup, hundreds of microseconds per chat): what `get` and `list` answer is shared
+        # and read-only; `update_spec` hands its `edit` a copy.
+        return found
+
+    async def read(self, namespace: str, name: str) -> dict:
+        """The AgentCluster from the API server itself (put in the cache as well)."""
         try:
-            return await asyncio.to_thread(self._objects.get_namespaced_custom_object, G, V, namespace, P, name)
+            found = await asyncio.to_thread(self._objects.get_namespaced_custom_object, G, V, namespace, P, name)
         except ApiException as exc:
             if exc.status == 404:
                 known = [item["metadata"]["name"] for item in await self.list(namespace)]
                 raise errors.unknown_agent(namespace, name, known) from None
             raise errors.from_api(exc, f"reading agent {name!r}: {errors.api_message(exc)}") from None
+        self._written(namespace, found)
+        return found
 
     async def list(self, namespace: str) -> list[dict]:
-        try:
-            found = await asyncio.to_thread(self._objects.list_namespaced_custom_object, G, V, namespace, P)
-        except ApiException as exc:
-            raise errors.from_api(exc, f"listing agents: {errors.api_message(exc)}") from None
-        return sorted(found.get("items") or [], key=lambda item: item["metadata"]["name"])
+        cache = await self._cache(namespace)
+        if cache is not None:
+            items = cache.in_namespace(namespace)
+        else:
+            try:
+                found = await asyncio.to_thread(self._objects.list_namespaced_custom_object, G, V, namespace, P)
+            except ApiException as exc:
+                raise errors.from_api(exc, f"listing agents: {errors.api_message(exc)}") from None
+            items = found.get("items") or []
+        return sorted(items, key=lambda item: item["metadata"]["name"])
+
+    def _written(self, namespace: str, obj: Any) -> None:
+        """Put the API server's answer to a write (or a fresh read) into the cache."""
+        cache = self._clusters.informer(namespace) if self._clusters is not None else None
+        if cache is not None and isinstance(obj, dict) and obj.get("kind") == constants.KIND:
+            cache.apply(obj)
 
     async def create(self, namespace: str, body: dict) -> dict:
         try:
-            return await asyncio.to_thread(self._objects.create_namespaced_custom_object, G, V, namespace, P, body)
+            created = await asyncio.to_thread(self._objects.create_namespaced_custom_object, G, V, namespace, P, body)
         except ApiException as exc:
             if exc.status == 409:
                 raise errors.GatewayError(
                     f'an agent named "{body["metadata"]["name"]}" already exists in namespace "{namespace}"',
                     code="conflict") from None
             raise errors.from_api(exc) from None
+        self._written(namespace, created)
+        return created
 
     async def update_spec(self, namespace: str, name: str, edit: Callable[[dict], dict],
                           authorize: Callable[[dict, dict], Awaitable[None]] | None = None) -> dict:
         """Apply `edit` (old spec -> new spec) with a resourceVersion precondition, re-reading
         and recomputing on conflict. `edit` may raise GatewayError to refuse, and so may
         `authorize(old, new)`, which sees every recomputed result before it is sent."""
-        for _ in range(CONFLICT_RETRIES):
-            current = await self.get(namespace, name)
+        for attempt in range(CONFLICT_RETRIES):
+            # After a conflict the cache may be what is behind: ask the API server itself.
+            current = await (self.get(namespace, name) if attempt == 0 else self.read(namespace, name))
             old = current.get("spec") or {}
-            new = edit(old)
+            new = edit(copy.deepcopy(old))
             if authorize is not None:
                 await authorize(old, new)
             patch = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
@@ -105,35 +190,58 @@ class Kube:
             code="conflict")
 
     async def scale(self, namespace: str, name: str, replicas: int) -> dict:
-        for _ in range(CONFLICT_RETRIES):
-            current = await self.get(namespace, name)
+        for attempt in range(CONFLICT_RETRIES):
+            current = await (self.get(namespace, name) if attempt == 0 else self.read(namespace, name))
             patch = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
                      "spec": {"replicas": replicas}}
             try:
-                return await asyncio.to_thread(self._objects.patch_namespaced_custom_object_scale,
-                                               G, V, namespace, P, name, patch)
+                scaled = await asyncio.to_thread(self._objects.patch_namespaced_custom_object_scale,
+                                                 G, V, namespace, P, name, patch)
             except ApiException as exc:
                 if exc.status == 409:
                     continue
                 raise errors.from_api(exc) from None
+            await self._visible(namespace, name, (scaled.get("metadata") or {}).get("resourceVersion"))
+            return scaled
         raise errors.GatewayError(f"agent {name!r} kept changing while scaling; try again", code="conflict")
 
     async def delete(self, namespace: str, name: str) -> None:
         try:
-            await asyncio.to_thread(self._objects.delete_namespaced_custom_object, G, V, namespace, P, name)
+            gone = await asyncio.to_thread(self._objects.delete_namespaced_custom_object, G, V, namespace, P, name)
         except ApiException as exc:
             if exc.status == 404:
                 raise errors.unknown_agent(namespace, name) from None
             raise errors.from_api(exc) from None
+        # The answer is the object when a finalizer keeps it for now (deletionTimestamp set),
+        # a Status once it is gone.
+        cache = self._clusters.informer(namespace) if self._clusters is not None else None
+        if cache is not None:
+            if isinstance(gone, dict) and gone.get("kind") == constants.KIND:
+                cache.apply(gone)
+            else:
+                cache.forget({"metadata": {"namespace": namespace, "name": name}})
 
     async def _patch(self, namespace: str, name: str, patch: dict) -> dict:
         try:
-            return await asyncio.to_thread(self._objects.patch_namespaced_custom_object,
-                                           G, V, namespace, P, name, patch)
+            patched = await asyncio.to_thread(self._objects.patch_namespaced_custom_object,
+                                              G, V, namespace, P, name, patch)
         except ApiException as exc:
             if exc.status == 409:
                 raise errors.Conflict() from None
             raise errors.from_api(exc) from None
+        self._written(namespace, patched)
+        return patched
+
+    async def _visible(self, namespace: str, name: str, version: str | None) -> None:
+        """Wait until the cache holds `version` of the object (a write answered with something
+        else than the object itself)."""
+        cache = self._clusters.informer(namespace) if self._clusters is not None else None
+        if cache is None or version is None:
+            return
+        if not await cache.wait_for(namespace, name, version, WRITE_VISIBLE_SECONDS):
+            log.warning("the watch has not delivered %s/%s at resourceVersion %s within %.0fs; reading it",
+                        namespace, name, version, WRITE_VISIBLE_SECONDS)
+            await self.read(namespace, name)
 
     # --- Pods ---------------------------------------------------------------------------
 

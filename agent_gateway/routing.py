@@ -1,8 +1,9 @@
 """Which replica gets a chat message or a webhook delivery.
 
-Without a pinned replica: a live, ready replica from the Redis registry, least in flight first
+Without a pinned replica: a live, ready replica from the registry, least in flight first
 (the replica's own heartbeat count plus what this gateway has sent it and not heard back
-from), ties broken round-robin with a counter in Redis so several gateways share the turn.
+from), ties broken round-robin by this gateway (each gateway's own in-flight counts spread
+the load of several gateways; a shared counter would cost a Redis round trip per request).
 With a pinned replica: exactly that one, or an error that says why not (archived, unknown,
 not ready) and lists the live ones. The registry is a hint; the AgentCluster's status is the
 truth about who is a member, and the API server about where a replica is.
@@ -13,6 +14,10 @@ routed to, `PodAuthority` checks that its address is `http://<status.podIP>:<its
 the pod named for the member (`<cluster>-<replica>`, models.Member.pod), labelled as that
 cluster's replica and not being deleted. A replica that fails the check is logged and treated
 as not ready.
+
+Nothing here costs a round trip per request (`Registry`, `PodAuthority`): the registry of every
+cluster this gateway routes to is mirrored in memory and re-read in the background, and pods
+come from a watch of the replica pods (agent_gateway/informer.py).
 """
 
 from __future__ import annotations
@@ -21,16 +26,19 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import cachetools
 import redis.asyncio as aioredis
 from kubernetes import client
+from redis.exceptions import RedisError
 
 from agent_api import constants, redis_keys
-from agent_gateway import errors, kube
+from agent_gateway import errors, informer, kube
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +116,9 @@ RUNTIME_PORT_NAME = "http"
 # terminating or vanished, a Redis entry still holding the old pod's IP (a runtime that died
 # without deregistering leaves it for up to REPLICA_TTL_SECONDS, until the new replica's first
 # heartbeat overwrites it) is still routed to that IP, which may by then belong to another pod.
-# The replica endpoints' own credential check is what refuses such a stray request; a
-# watch-fed cache (a later issue) will shrink the window to the watch's latency.
+# The replica endpoints' own credential check is what refuses such a stray request. With the
+# pod watch (the HTTP gateway), the window is the watch's latency instead; these two bounds
+# apply to the stdio gateway and to namespaces outside the watched ones.
 POD_TTL_SECONDS = 5.0
 # An address that disagrees with the pod is re-read at most this often, so a poisoned entry
 # cannot turn every request into an API call.
@@ -146,6 +155,34 @@ def view_of(pod: client.V1Pod | None, read_at: float) -> PodView:
     )
 
 
+def pod_view(pod: dict[str, Any]) -> PodView:
+    """What a watched replica pod (the API server's JSON) says, as `view_of` reads a GET's."""
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    return PodView(
+        read_at=0.0, exists=True, labels=tuple(sorted((meta.get("labels") or {}).items())),
+        deleting=meta.get("deletionTimestamp") is not None, ip=status.get("podIP") or None,
+        ports=tuple(p["containerPort"] for c in spec.get("containers") or [] for p in c.get("ports") or []
+                    if p.get("name") == RUNTIME_PORT_NAME),
+    )
+
+
+def pod_informers(api: client.ApiClient, namespaces: tuple[str, ...]) -> informer.Scoped[PodView]:
+    """Watches of the replica pods (labelled with their cluster) where the gateway routes."""
+    core = client.CoreV1Api(api)
+
+    def make(namespace: str | None) -> informer.Informer[PodView]:
+        if namespace is None:
+            source = informer.Source("replica pods in all namespaces", core.list_pod_for_all_namespaces,
+                                     label_selector=constants.LABEL_CLUSTER)
+        else:
+            source = informer.Source(f"replica pods in namespace {namespace}",
+                                     lambda **kw: core.list_namespaced_pod(namespace, **kw),
+                                     label_selector=constants.LABEL_CLUSTER)
+        return informer.Informer(source, pod_view)
+
+    return informer.Scoped(make, namespaces)
+
+
 def pod_name(cluster: str, replica: str) -> str:
     """The pod a member runs in (models.Member.pod; agent_operator.membership.pod_name)."""
     return f"{cluster}-{replica}"
@@ -174,15 +211,18 @@ def refusal(view: PodView, cluster: str, replica: str, address: str) -> str | No
 
 
 class PodAuthority:
-    """Checks a replica's registered address against its pod, with a short cache.
+    """Checks a replica's registered address against its pod.
 
-    Cost: nothing per request while the cache is warm; one pod GET per ready replica per
-    `ttl_seconds` under steady traffic; concurrent requests for a cold pod share one GET; an
-    address its pod refuses is re-read at most once per `recheck_seconds`."""
+    Cost with the pod watch (`pods`, the HTTP gateway): no request at all; the view is as fresh
+    as the watch (a pod's new IP or deletionTimestamp is seen as soon as the API server sends
+    it). Without it (stdio, a namespace outside the watched ones): a short cache, one pod GET per
+    ready replica per `ttl_seconds` under steady traffic; concurrent requests for a cold pod share
+    one GET; an address its pod refuses is re-read at most once per `recheck_seconds`."""
 
     def __init__(self, k8s: kube.Kube, ttl_seconds: float = POD_TTL_SECONDS,
-                 recheck_seconds: float = RECHECK_SECONDS) -> None:
+                 recheck_seconds: float = RECHECK_SECONDS, pods: informer.Scoped[PodView] | None = None) -> None:
         self._kube = k8s
+        self._pods = pods
         self._recheck_seconds = recheck_seconds
         self._views: cachetools.TTLCache[tuple[str, str], PodView] = cachetools.TTLCache(
             maxsize=100_000, ttl=ttl_seconds)
@@ -194,10 +234,14 @@ class PodAuthority:
         """Whether `address` is where the API server says the replica's pod is; a refusal is
         logged (once a minute per address and reason; a mismatch as a warning) and answered False."""
         key = (namespace, pod_name(cluster, replica))
-        view = self._views.get(key)
-        if view is None or (refusal(view, cluster, replica, address) is not None
-                            and time.monotonic() - view.read_at >= self._recheck_seconds):
-            view = await self._read(key)
+        watched = self._pods.informer(namespace) if self._pods is not None else None
+        if watched is not None and watched.synced:
+            view = watched.get(*key) or PodView(read_at=0.0)
+        else:
+            view = self._views.get(key)
+            if view is None or (refusal(view, cluster, replica, address) is not None
+                                and time.monotonic() - view.read_at >= self._recheck_seconds):
+                view = await self._read(key)
         problem = refusal(view, cluster, replica, address)
         if problem is None:
             return True
@@ -230,35 +274,149 @@ class PodAuthority:
         return view
 
 
-class Registry:
-    """Reads the replica registry the runtimes write (agent_api.redis_keys); a replica whose
-    address its pod does not confirm is not ready."""
+@dataclasses.dataclass
+class Mirrored:
+    """One cluster's registry as last read from Redis."""
 
-    def __init__(self, redis: aioredis.Redis, authority: PodAuthority) -> None:
+    entries: dict[str, tuple[Live, float]]
+    """Replica name -> (its hash, the monotonic time its key expires in Redis)."""
+    used_at: float
+    turn: itertools.count[int] = dataclasses.field(default_factory=itertools.count)
+
+
+# How often the registry of every cluster this gateway routes to is re-read in the background:
+# the bound on how stale a routing decision is beyond the heartbeat's own period (a replica
+# writes its entry every redis_keys.HEARTBEAT_SECONDS; one that deregisters is gone from here
+# within this long; one that stops heartbeating drops out when its key expires in Redis, read
+# as its PTTL, even if Redis cannot be reached meanwhile).
+REFRESH_SECONDS = 1.0
+# A cluster nobody routed to for this long is no longer re-read: an idle gateway reads nothing.
+IDLE_SECONDS = 300.0
+
+
+def decode(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Registry:
+    """The replica registry the runtimes write (agent_api.redis_keys), mirrored in memory for
+    the clusters this gateway routes to; a replica whose address its pod does not confirm is
+    not ready.
+
+    Cost: the first request for a cluster reads its registry (two pipelined round trips, as
+    every request did before); after that, requests read memory, and one background task re-reads
+    every cluster in use each REFRESH_SECONDS (two pipelined round trips for all of them)."""
+
+    def __init__(self, redis: aioredis.Redis, authority: PodAuthority,
+                 refresh_seconds: float = REFRESH_SECONDS, idle_seconds: float = IDLE_SECONDS) -> None:
         self._redis = redis
         self._authority = authority
+        self._refresh_seconds = refresh_seconds
+        self._idle_seconds = idle_seconds
         self._outstanding: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        self._mirror: dict[tuple[str, str], Mirrored] = {}
+        self._loading: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._refresher: asyncio.Task[None] | None = None
+
+    # --- the mirror ---------------------------------------------------------------------
+
+    async def _read(self, clusters: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, tuple[Live, float]]]:
+        """The registry of `clusters` from Redis: the member sets in one pipeline, every
+        member's hash and remaining TTL in a second."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for namespace, cluster in clusters:
+                pipe.smembers(redis_keys.replicas_set_key(namespace, cluster))
+            sets = await pipe.execute()
+        names = {key: sorted(decode(n) for n in found) for key, found in zip(clusters, sets, strict=True)}
+        wanted = [(key, name) for key in clusters for name in names[key]]
+        read: dict[tuple[str, str], dict[str, tuple[Live, float]]] = {key: {} for key in clusters}
+        if not wanted:
+            return read
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for (namespace, cluster), name in wanted:
+                key = redis_keys.replica_key(namespace, cluster, name)
+                pipe.hgetall(key)
+                pipe.pttl(key)
+            answers = await pipe.execute()
+        now = time.monotonic()
+        for index, (key, name) in enumerate(wanted):
+            fields, ttl_ms = answers[2 * index], answers[2 * index + 1]
+            if not fields or ttl_ms == -2:
+                continue  # expired: the replica stopped heartbeating
+            value = {decode(k): decode(v) for k, v in fields.items()}
+            # -1 (no expiry) never comes from a runtime; such an entry lives one full TTL.
+            expires = now + (ttl_ms / 1000 if ttl_ms >= 0 else redis_keys.REPLICA_TTL_SECONDS)
+            read[key][name] = (Live(name=name, address=value.get("address", ""), ready=value.get("ready") == "1",
+                                    in_flight=int(value.get("in_flight") or 0),
+                                    ordinal=int(value.get("ordinal") or 0)), expires)
+        return read
+
+    async def _mirrored(self, namespace: str, cluster: str) -> Mirrored:
+        key = (namespace, cluster)
+        found = self._mirror.get(key)
+        if found is None:
+            loading = self._loading.get(key)
+            if loading is None:
+                loading = asyncio.ensure_future(self._load(key))
+                self._loading[key] = loading
+                loading.add_done_callback(lambda _: self._loading.pop(key, None))
+            await asyncio.shield(loading)
+            found = self._mirror[key]
+        found.used_at = time.monotonic()
+        self._ensure_refreshing()
+        return found
+
+    async def _load(self, key: tuple[str, str]) -> None:
+        entries = (await self._read([key]))[key]
+        self._mirror[key] = Mirrored(entries=entries, used_at=time.monotonic())
+
+    def _ensure_refreshing(self) -> None:
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.create_task(self._refresh_forever(), name="registry refresh")
+
+    async def _refresh_forever(self) -> None:
+        failing = False
+        while self._mirror:
+            await asyncio.sleep(self._refresh_seconds)
+            now = time.monotonic()
+            for key in [k for k, m in self._mirror.items() if now - m.used_at > self._idle_seconds]:
+                del self._mirror[key]
+            if not self._mirror:
+                break
+            try:
+                read = await self.refresh()
+            except (RedisError, OSError) as exc:
+                # Entries keep their own expiry: a replica drops out at its TTL regardless.
+                if not failing:
+                    log.warning("re-reading the replica registry from Redis failed (%s); routing on what was "
+                                "read, each entry until its TTL", exc)
+                failing = True
+                continue
+            if failing:
+                log.info("re-reading the replica registry from Redis works again (%d clusters)", len(read))
+            failing = False
+
+    async def refresh(self) -> dict[tuple[str, str], dict[str, tuple[Live, float]]]:
+        """Re-read every mirrored cluster now."""
+        clusters = list(self._mirror)
+        read = await self._read(clusters)
+        for key, entries in read.items():
+            if key in self._mirror:
+                self._mirror[key].entries = entries
+        return read
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+
+    # --- routing ------------------------------------------------------------------------
 
     async def live(self, namespace: str, cluster: str) -> list[Live]:
-        names = sorted(n.decode() if isinstance(n, bytes) else n
-                       for n in await self._redis.smembers(redis_keys.replicas_set_key(namespace, cluster)))
-        if not names:
-            return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.hgetall(redis_keys.replica_key(namespace, cluster, name))
-            hashes = await pipe.execute()
-        found = []
-        for name, fields in zip(names, hashes, strict=True):
-            if not fields:
-                continue  # expired: the replica stopped heartbeating
-            value = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-                     for k, v in fields.items()}
-            found.append(Live(
-                name=name, address=value.get("address", ""), ready=value.get("ready") == "1",
-                in_flight=int(value.get("in_flight") or 0) + self._outstanding[(namespace, cluster, name)],
-                ordinal=int(value.get("ordinal") or 0),
-            ))
+        mirrored = await self._mirrored(namespace, cluster)
+        now = time.monotonic()
+        found = [dataclasses.replace(live, in_flight=live.in_flight + self._outstanding[(namespace, cluster, name)])
+                 for name, (live, expires) in sorted(mirrored.entries.items()) if expires > now]
         # Only ready replicas can be routed to, so only theirs are checked.
         ready = [c for c in found if c.ready]
         confirmed = await asyncio.gather(*(self._authority.confirms(namespace, cluster, c.name, c.address)
@@ -272,8 +430,7 @@ class Registry:
         candidates = [c for c in await self.live(namespace, cluster) if c.name in members]
         if not any(c.ready for c in candidates):
             return None
-        turn = await self._redis.incr(f"{redis_keys.PREFIX}:gateway:turn:{namespace}:{cluster}")
-        return choose(candidates, int(turn))
+        return choose(candidates, next(self._mirror[(namespace, cluster)].turn))
 
     @contextlib.asynccontextmanager
     async def dispatching(self, namespace: str, cluster: str, replica: str) -> AsyncIterator[None]:

@@ -108,6 +108,16 @@ def build_server(d: deps.Deps) -> MCPServer:
 
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(_request: Request) -> JSONResponse:
+        """Liveness: the process answers."""
+        return JSONResponse({"status": "ok"})
+
+    @server.custom_route("/readyz", methods=["GET"])
+    async def readyz(_request: Request) -> JSONResponse:
+        """Readiness: the AgentCluster and pod caches have synced (a gateway that answered from
+        an empty cache would call every agent unknown)."""
+        waiting = d.caches.not_synced() if d.caches is not None else []
+        if waiting:
+            return JSONResponse({"status": "waiting for the API server", "not_synced": waiting}, status_code=503)
         return JSONResponse({"status": "ok"})
 
     return server

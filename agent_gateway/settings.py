@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass, field
 
-from agent_api import logformat, replica_auth
+from agent_api import constants, logformat, models, replica_auth
 
 DEFAULT_AUDIENCE = "agentclusters-gateway"
 
@@ -49,6 +50,10 @@ class Settings:
     publishes; 0 serves none."""
     metrics_host: str = ""
     """Address the metrics port listens on; empty: the same as `host`."""
+    watch_namespaces: tuple[str, ...] = ()
+    """The namespaces whose AgentClusters and replica pods the gateway watches into its caches
+    (the chart's operator.watchNamespaces, where its rights are per namespace); empty: every
+    namespace (its ClusterRoleBinding). Other namespaces are read from the API server per request."""
     log_format: logformat.Format = "json"
     """Log lines as JSON (agent_api.logformat; the chart's default) or text (the devcluster's)."""
 
@@ -66,6 +71,17 @@ def metrics_port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port: give 1-65535, or 0 to serve no metrics")
     return port
+
+
+def namespace_list(text: str) -> tuple[str, ...]:
+    """Namespaces separated by commas; empty: all of them."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    bad = [name for name in names if not re.fullmatch(models.DNS_LABEL, name) or len(name) > constants.DNS_LABEL_MAX]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"{', '.join(repr(b) for b in bad)} is not a namespace name (a DNS label: lowercase letters, digits "
+            "and '-'); give namespaces separated by commas, e.g. team-a,team-b, or nothing to watch all")
+    return names
 
 
 def parser() -> argparse.ArgumentParser:
@@ -93,6 +109,9 @@ def parser() -> argparse.ArgumentParser:
                    help="serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: not served)")
     p.add_argument("--metrics-host", default=env("GATEWAY_METRICS_HOST", ""),
                    help="address of the metrics port (default: --host)")
+    p.add_argument("--watch-namespaces", type=namespace_list,
+                   default=namespace_list(env("GATEWAY_WATCH_NAMESPACES", "")),
+                   help="comma-separated namespaces to watch AgentClusters and replica pods in (default: all)")
     logformat.add_argument(p)
     return p
 
@@ -106,7 +125,7 @@ def from_args(args: argparse.Namespace) -> Settings:
         webhook_max_body_bytes=args.webhook_max_body_bytes,
         webhook_rate_limit_per_minute=args.webhook_rate_limit_per_minute,
         token_audience=args.token_audience, stdio=args.stdio, log_format=args.log_format,
-        metrics_port=args.metrics_port, metrics_host=args.metrics_host,
+        metrics_port=args.metrics_port, metrics_host=args.metrics_host, watch_namespaces=args.watch_namespaces,
         # From the environment only: a flag would show the key in the process list.
         replica_auth_key=os.environ.get(replica_auth.MASTER_KEY_ENV, "").encode(),
     )

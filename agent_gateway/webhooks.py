@@ -3,10 +3,11 @@
 The gateway holds no webhook secret: the replica that runs a delivery verifies its signature
 (agent_api.webhook_signatures, scheme v1: timestamp, delivery id, path and body) and refuses
 replays (agent_runtime/webhooks.py). Here, in order: body size (413), the agent and a webhook
-with that path (404), the signature headers' shape, which needs no secret (401, so malformed
-and body-only-signed deliveries never reach a replica), the webhook's rate limit (429), a ready
-replica (503), then `POST /hooks/{webhook-name}` on it with the raw body, the signature
-headers and the cluster's replica token. The replica's answer is passed on as it is: 202 with
+with that path (404; 503 while the gateway's AgentCluster cache has not synced), the
+signature headers' shape, which needs no secret (401, so malformed and body-only-signed
+deliveries never reach a replica), the webhook's rate limit (429), a ready replica (503),
+then `POST /hooks/{webhook-name}` on it with the raw body, the signature headers and the
+cluster's replica token. The replica's answer is passed on as it is: 202 with
 the run id, or for a `synchronous` webhook the run's result (200, or 502 if the run failed);
 its refusals (401 bad signature or stale timestamp, 409 replay, 429 full, 503) with their
 messages and `Retry-After`.
@@ -60,7 +61,10 @@ def handler(d: deps.Deps):
             return _error(413, f"the body is larger than {limit} bytes")
         try:
             obj = await d.kube.get(namespace, agent)
-        except errors.GatewayError:
+        except errors.GatewayError as exc:
+            if exc.code == "unavailable":  # the gateway's cache has not synced yet, or the API server failed
+                return _error(503, f"the gateway cannot look up agent {agent!r} yet; send the delivery again later",
+                              **{"Retry-After": str(exc.retry_after_seconds or errors.RETRY_SECONDS)})
             return _error(404, f"no webhook at {request.url.path}")
         hook_spec = next((w for w in (obj.get("spec") or {}).get("webhooks") or [] if w.get("path") == path), None)
         if hook_spec is None:

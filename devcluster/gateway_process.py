@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,9 +51,10 @@ class RunningGateway:
 
 def start(state_dir: Path, kubeconfig: Path, database_url: str, redis_url: str, replica_auth_key: str, *,
           default_namespace: str = "default", rate_limit_per_minute: int = 600,
-          name: str = "gateway") -> RunningGateway:
-    """Start the gateway on a free loopback port; returns once /healthz answers. The replica
-    auth key must be the operator's. `name` names the process and its log (`logs/<name>.log`),
+          name: str = "gateway", wait_ready: bool = True) -> RunningGateway:
+    """Start the gateway on a free loopback port; returns once it listens and, with
+    `wait_ready`, once `/readyz` answers 200 (its caches have synced). The replica auth key
+    must be the operator's. `name` names the process and its log (`logs/<name>.log`),
     so several gateways of one stack (as a Deployment with replicas would run) keep apart."""
     port, metrics_port = ports.free_port(), ports.free_port()
     process = Process(
@@ -65,10 +68,20 @@ def start(state_dir: Path, kubeconfig: Path, database_url: str, redis_url: str, 
     ).start()
     try:
         ports.wait_until(lambda: process.check_alive() or ports.port_open(port), timeout=60, what="the gateway")
+        if wait_ready:
+            ports.wait_until(lambda: process.check_alive() or _ready(port), timeout=60, what="the gateway's caches")
     except BaseException:
         process.stop()
         raise
     return RunningGateway(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics")
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def issue_caller_token(kubectl: Path, kubeconfig: Path, namespace: str, name: str = "mcp-caller",

@@ -269,17 +269,23 @@ def test_install_creates_the_gateway_objects(installed: Cluster) -> None:
     assert installed.kubectl("get", "ingress", GATEWAY, "-n", NAMESPACE).returncode != 0  # off by default
 
 
-# Every call the gateway makes (agent_gateway/kube.py). Watch is not among them, nor status.
+# Every call the gateway makes (agent_gateway/kube.py, its caches' list and watch in
+# agent_gateway/informer.py). Not status.
 GATEWAY_ALLOWED = [
     ("get", "agentclusters.agentclusters.io", None),
     ("list", "agentclusters.agentclusters.io", None),
+    ("watch", "agentclusters.agentclusters.io", None),
     ("create", "agentclusters.agentclusters.io", None),
     ("patch", "agentclusters.agentclusters.io", None),
     ("delete", "agentclusters.agentclusters.io", None),
     ("patch", "agentclusters.agentclusters.io", "scale"),
-    ("get", "pods", None),  # routing checks a replica's address against its pod
+    ("get", "pods", None),  # routing checks a replica's address against its pod,
+    ("list", "pods", None),  # from a watch of the replica pods
+    ("watch", "pods", None),
 ]
 GATEWAY_ALLOWED_CLUSTER = [
+    ("list", "pods"),  # the default binding is cluster-wide: one watch for every namespace
+    ("watch", "agentclusters.agentclusters.io"),
     ("create", "tokenreviews.authentication.k8s.io"),
     ("create", "subjectaccessreviews.authorization.k8s.io"),
 ]
@@ -292,12 +298,9 @@ GATEWAY_DENIED = [
     ("create", "secrets", None),
     ("patch", "secrets/webhook-signing-key", None),
     ("delete", "secrets/webhook-signing-key", None),
-    ("list", "pods", None),  # get by name only
-    ("watch", "pods", None),
     ("create", "pods", None),
     ("delete", "pods", None),
     ("create", "pods", "exec"),
-    ("watch", "agentclusters.agentclusters.io", None),
     ("update", "agentclusters.agentclusters.io", None),
     ("deletecollection", "agentclusters.agentclusters.io", None),
     ("patch", "agentclusters.agentclusters.io", "status"),
@@ -312,7 +315,6 @@ GATEWAY_DENIED = [
 GATEWAY_DENIED_CLUSTER = [
     ("delete", "namespaces/team-a"),
     ("get", "namespaces/team-a"),
-    ("list", "pods"),
     ("list", "secrets"),
     ("get", "nodes"),
     ("impersonate", "users"),

@@ -142,13 +142,14 @@ def expected_leader_election_rules(lease: str = "agentclusters-operator") -> set
 def expected_gateway_rules() -> set[tuple[str, str, str, str]]:
     """What the gateway does inside a namespace (agent_gateway/kube.py)."""
     return {
-        # Tools get/list (list also names the known agents on a 404), create, patch specs, delete.
-        *{("agentclusters.io", "agentclusters", "*", verb) for verb in ("get", "list", "create", "patch", "delete")},
+        # The AgentCluster cache lists and watches; tools get (after a conflict), create, patch, delete.
+        *{("agentclusters.io", "agentclusters", "*", verb)
+          for verb in ("get", "list", "watch", "create", "patch", "delete")},
         # scale_agent.
         ("agentclusters.io", "agentclusters/scale", "*", "patch"),
         # No Secrets: a referenced Secret is authorized for the caller (SubjectAccessReview), never read.
-        # Routing checks a replica's address in Redis against its pod.
-        ("", "pods", "*", "get"),
+        # Routing checks a replica's address in Redis against its pod, from a watch of the replica pods.
+        *{("", "pods", "*", verb) for verb in ("get", "list", "watch")},
     }
 
 

@@ -148,6 +148,13 @@ def test_watch_namespaces_binds_namespaced_rights_per_namespace() -> None:
     assert _container(docs)["args"] == ["--namespace=team-a", "--namespace=team-b"]
 
 
+def test_the_gateway_watches_the_namespaces_its_role_bindings_reach() -> None:
+    # Its caches list and watch per namespace there: a cluster-wide watch would be forbidden.
+    assert _gateway_settings(chart.render({"operator.watchNamespaces": "{team-a,team-b}"})).watch_namespaces == \
+        ("team-a", "team-b")
+    assert _gateway_settings(chart.render({})).watch_namespaces == ()  # every namespace, one watch
+
+
 def test_replicas_of_each_watched_namespace_get_a_network_policy() -> None:
     docs = chart.render({"operator.watchNamespaces": "{team-a,team-b}"})
     policies = {d["metadata"]["namespace"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
@@ -312,7 +319,7 @@ def test_gateway_is_on_by_default_and_reachable_through_its_service(monkeypatch:
     container = _container(docs, GATEWAY)
     assert container["ports"] == [{"name": "http", "containerPort": 8090, "protocol": "TCP"},
                                   {"name": "metrics", "containerPort": 9091, "protocol": "TCP"}]
-    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}  # caches synced
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     service = chart.one(docs, "Service", GATEWAY)

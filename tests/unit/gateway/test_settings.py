@@ -42,3 +42,17 @@ def test_log_format_is_json_unless_asked_for_text(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("AGENTCLUSTERS_LOG_FORMAT", raising=False)
     assert settings.from_args(settings.parser().parse_args(URLS)).log_format == "json"
     assert settings.from_args(settings.parser().parse_args([*URLS, "--log-format=text"])).log_format == "text"
+
+
+def test_watch_namespaces_are_a_comma_separated_list():
+    args = settings.parser().parse_args(["--watch-namespaces", "team-a, team-b"])
+    assert settings.from_args(args).watch_namespaces == ("team-a", "team-b")
+    assert settings.from_args(settings.parser().parse_args([])).watch_namespaces == ()
+
+
+def test_a_watch_namespace_that_is_not_a_namespace_name_is_refused_with_the_form_expected(capsys):
+    with pytest.raises(SystemExit):
+        settings.parser().parse_args(["--watch-namespaces", "team-a,Team_B"])
+    error = capsys.readouterr().err
+    assert "'Team_B' is not a namespace name" in error
+    assert "separated by commas, e.g. team-a,team-b" in error
