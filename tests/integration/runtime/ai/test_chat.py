@@ -26,8 +26,8 @@ async def provider():
 class ServedReplica:
     """An in-process replica with its real HTTP app on a loopback port."""
 
-    def __init__(self, database_url: str, name: str) -> None:
-        self.replica = harness.Replica(database_url, name)
+    def __init__(self, database_url: str, name: str, runtime_pool: bool = False) -> None:
+        self.replica = harness.Replica(database_url, name, runtime_pool=runtime_pool)
         self.port = ports.free_port()
         self._site: web.AppRunner | None = None
 
