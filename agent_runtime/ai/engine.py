@@ -1,5 +1,5 @@
 """The AI engine of one replica: runs `prompt` functions and chat turns by putting together
-the provider, the system prompt, the toolbox, the loop and (for chat) the memory.
+the provider, the system prompt, the toolbox, the loop and (for chat) the memory it is given.
 
 The spec is read on every call, so an edited `spec.ai`, new channels or MCP servers apply
 without a restart; providers and MCP tool caches are kept while their settings stay the same.
@@ -143,10 +143,7 @@ class Engine:
         return toolbox, errors
 
     async def _system_prompt(self, current: spec.RuntimeSpec, store: state.StateStore) -> str | None:
-        override = await store.get(tools.SYSTEM_PROMPT_KEY)
-        if isinstance(override, str) and override.strip():
-            return override
-        return current.ai.system_prompt if current.ai else None
+        return system_prompt(current, await store.get(tools.SYSTEM_PROMPT_KEY))
 
     @staticmethod
     def limits(current: spec.RuntimeSpec) -> loop.Limits:
@@ -176,21 +173,23 @@ class Engine:
                                 self.limits(current))
         return _scrubbed(result, mcp_errors)
 
-    async def chat(self, current: spec.RuntimeSpec, message: str, conversation_id: str,
-                   store: state.StateStore, run_id: int | None = None) -> loop.LoopResult:
-        """One chat turn with this replica's memory of the conversation."""
+    async def chat(self, current: spec.RuntimeSpec, message: str, turn: memory.Turn,
+                   store: state.StateStore) -> loop.LoopResult:
+        """One chat turn, given the memory and system prompt override `turn` read for it (the
+        runner stores the exchange when the run is finished: memory.Memory)."""
         provider = self.provider(current)
-        remembered = memory.Memory(self._pool, self._identity.namespace, self._identity.cluster,
-                                   self._identity.replica, current.limits.memory_max_tokens)
-        history = await remembered.load(conversation_id)
-        toolbox, mcp_errors = await self._toolbox(current, store, run_id, [], None, 0)
-        system = await self._system_prompt(current, store)
-        result = await loop.run(provider, system, [*history, providers.Message("user", message)],
+        toolbox, mcp_errors = await self._toolbox(current, store, turn.run_id, [], None, 0)
+        result = await loop.run(provider, system_prompt(current, turn.system_prompt),
+                                [*turn.history, providers.Message("user", message)],
                                 toolbox, self.limits(current))
-        result = _scrubbed(result, mcp_errors)
-        if result.stop_reason == "completed":
-            await remembered.append(conversation_id, message, result.reply)
-        return result
+        return _scrubbed(result, mcp_errors)
+
+
+def system_prompt(current: spec.RuntimeSpec, override: Any) -> str | None:
+    """The replica's own system prompt (a non-empty string in its state), else the spec's."""
+    if isinstance(override, str) and override.strip():
+        return override
+    return current.ai.system_prompt if current.ai else None
 
 
 def _scrubbed(result: loop.LoopResult, mcp_errors: list[str]) -> loop.LoopResult:
