@@ -79,12 +79,17 @@ class Engine:
         self._channel_backoff = channel_backoff_seconds
         self._provider: tuple[providers.Settings, providers.Provider] | None = None
         self._mcp: dict[tuple[str, str], mcp_tools.McpServerTools] = {}
+        self._read_secrets: tuple[tuple[tuple[str, ...], tuple[str, ...]], env_secrets.Secrets] | None = None
 
     # -- pieces, rebuilt only when the spec changes them ------------------------------------
 
     def _secrets(self, current: spec.RuntimeSpec) -> env_secrets.Secrets:
-        return env_secrets.read(self._env, list(current.channels),
-                                [server.name for server in current.mcp_servers])
+        # The environment is this engine's own copy and never changes, so the secrets of a
+        # set of channel and MCP server names are read once (a chat turn asked three times).
+        names = (tuple(current.channels), tuple(server.name for server in current.mcp_servers))
+        if self._read_secrets is None or self._read_secrets[0] != names:
+            self._read_secrets = (names, env_secrets.read(self._env, list(names[0]), list(names[1])))
+        return self._read_secrets[1]
 
     def provider(self, current: spec.RuntimeSpec) -> providers.Provider:
         if current.ai is None:
