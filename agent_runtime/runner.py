@@ -237,10 +237,10 @@ class Runner:
             budget = current.limits.memory_max_tokens
             turn = await self.memory.begin(conversation_id, budget, tools.SYSTEM_PROMPT_KEY)
             try:
+                # asyncio.timeout, not wait_for: the turn runs in this task, no task of its own.
                 with self._metrics.timed_run("chat"):
-                    result = await asyncio.wait_for(
-                        self.ai.chat(current, message, turn, self.state_store()),
-                        current.limits.run_timeout_seconds)
+                    async with asyncio.timeout(current.limits.run_timeout_seconds):
+                        result = await self.ai.chat(current, message, turn, self.state_store())
             except TimeoutError:
                 result = loop.LoopResult(stop_reason="error", error=(
                     f"timed out after {current.limits.run_timeout_seconds} s "
