@@ -371,8 +371,21 @@ def top_costs(raw: str, count: int = 15) -> dict[str, Any]:
     # Inclusive: the project's and its libraries' functions, not the interpreter's frames.
     libraries = ("agent_gateway/", "mcp/", "starlette/", "uvicorn/", "aiohttp/", "redis/", "kubernetes/",
                  "pydantic", "httpx", "anyio/", "sse_starlette/", "asyncpg/", "json/", "logging/")
+    packages: dict[str, int] = {}
+    for frame, samples in own.items():
+        packages[_package(frame)] = packages.get(_package(frame), 0) + samples
     return {"samples": total, "self": top(own, lambda f: True),
-            "inclusive": top(inclusive, lambda f: any(part in f for part in libraries))}
+            "inclusive": top(inclusive, lambda f: any(part in f for part in libraries)),
+            "self_by_package": [[name, round(100 * n / total, 1)]
+                                for n, name in sorted(((n, p) for p, n in packages.items()), reverse=True)]}
+
+
+def _package(frame: str) -> str:
+    """The top-level package of a sampled frame, `function (package/module.py:line)`."""
+    where = frame.rpartition(" (")[2]
+    if "/" not in where:
+        return "python (builtins, frozen modules)"
+    return where.split("/", 1)[0]
 
 
 async def run(bench: environment.Bench) -> dict[str, Any]:
@@ -473,9 +486,11 @@ def _profile_text(result: dict[str, Any]) -> str:
         return f"Gateway profile: {profiled.get('note', 'none recorded')}."
     rows = "\n".join(f"| {frame} | {share} |" for frame, share in profiled["inclusive"][:12])
     own = "\n".join(f"| {frame} | {share} |" for frame, share in profiled["self"][:8])
+    packages = ", ".join(f"{name} {share}%" for name, share in profiled.get("self_by_package", [])[:10])
     return (f"Where the gateway's time goes (py-spy, {profiled['samples']} samples over {profiled['seconds']} s of "
             f"unpinned chat at {profiled['concurrency']} clients, the thread holding the GIL; % of samples):\n\n"
-            f"| function (inclusive) | % |\n| --- | ---: |\n{rows}\n\n| function (self) | % |\n| --- | ---: |\n{own}")
+            f"| function (inclusive) | % |\n| --- | ---: |\n{rows}\n\n| function (self) | % |\n| --- | ---: |\n{own}"
+            f"\n\nSelf time by package: {packages}.")
 
 
 def plot(variants: list[tuple[str, dict[str, Any]]]) -> Path:
