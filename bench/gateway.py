@@ -98,6 +98,18 @@ def _cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def _busy_share(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 3) if total else None
+
+
 class Stack:
     """Redis, a devcluster, the operator and the gateway, on the benchmark's PostgreSQL."""
 
@@ -396,7 +408,10 @@ async def run(bench: environment.Bench) -> dict[str, Any]:
     try:
         await asyncio.to_thread(stack.start)
         token, addresses = await _deploy(stack, size["replicas"])
+        busy_before, load_before = _cpu_busy(), os.getloadavg()[0]
         rows = await measure(stack, token, addresses, size)
+        machine_busy = _busy_share(busy_before, _cpu_busy())
+        load_after = os.getloadavg()[0]
         profiled = await profile(stack, token, addresses, max(size["concurrency"]),
                                  3 if bench.quick else PROFILE_SECONDS)
     finally:
@@ -404,6 +419,10 @@ async def run(bench: environment.Bench) -> dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
     return {"command": bench.command("gateway"), **size, "paths": list(PATHS), "rows": rows,
             "turns_per_conversation": TURNS_PER_CONVERSATION, "profile": profiled,
+            # Everything else on the machine (other work included) competes for the 2 cores:
+            # a run's figures are comparable with another's only at a similar load.
+            "load_average": [round(load_before, 1), round(load_after, 1)],
+            "machine_cpu_busy": machine_busy,
             "load_generator": "one asyncio process (official MCP client, aiohttp) on the same 2 cores"}
 
 
@@ -420,8 +439,12 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 def render(variants: list[tuple[str, dict[str, Any]]]) -> tuple[str, list[Path]]:
     parts = []
     for label, result in variants:
+        load = result.get("load_average")
+        busy = result.get("machine_cpu_busy")
+        context = (f"; load average {load[0]:g} → {load[1]:g}, the machine's CPUs {busy:.0%} busy while measuring"
+                   if load and busy is not None else "")
         lines = [f"**{label}** ({result['replicas']} replicas, {result['rounds']} interleaved rounds of "
-                 f"{result['window_seconds']:g} s per path and concurrency)", "",
+                 f"{result['window_seconds']:g} s per path and concurrency{context})", "",
                  "| path | clients | p50 ms | p99 ms | requests/s | client CPU ms/req | gateway CPU ms/req | errors |",
                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in result["rows"]:
@@ -519,6 +542,7 @@ def plot(variants: list[tuple[str, dict[str, Any]]]) -> Path:
                          marker=marker, alpha=alpha, label=name)
     for axis, title in zip(axes, ("p50", "p99"), strict=True):
         axis.set_xscale("log", base=2)
+        axis.set_xticks(variants[-1][1]["concurrency"], [str(c) for c in variants[-1][1]["concurrency"]])
         axis.set_yscale("log")
         axis.set_xlabel("concurrent clients")
         axis.set_ylabel(f"{title} latency (ms)")
