@@ -349,6 +349,9 @@ async def profile(stack: Stack, token: str, addresses: dict[str, str], concurren
         return {"tool": None, "note": "py-spy not found (pip install py-spy, or set PY_SPY): no profile"}
     raw = stack.root / "gateway-profile.txt"
     async with Clients(stack, token, addresses, concurrency) as clients:
+        # Each new session lists the tools at its first call (the client validates results
+        # against their output schemas): not what a call costs, so not sampled.
+        await window(clients.calls()["gateway chat"], concurrency, 3)
         sampler = await asyncio.create_subprocess_exec(
             spy, "record", "-p", str(stack.gateway_pid), "-d", str(seconds), "-f", "raw", "-o", str(raw), "--gil",
             "-r", "200", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
