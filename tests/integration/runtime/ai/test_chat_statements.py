@@ -24,7 +24,7 @@ from tests.integration.runtime.ai.test_chat import ServedReplica
 
 # A turn's whole budget: the run recorded as running (with the memory and the system prompt
 # read in the same statement), then the reply's memory written and the run finished in one
-# statement, one transaction. Before: 8 statements (BEGIN and COMMIT included) in 5 transactions.
+# statement, one transaction. Before: 9 statements (BEGIN and COMMIT included) in 5 transactions.
 MAX_STATEMENTS = 2
 LOG_PREFIX = "stmt-log %u %v|"
 # `execute <name>: <query>` (extended protocol, what asyncpg sends) or `statement: <query>`.
