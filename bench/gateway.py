@@ -391,6 +391,9 @@ def top_costs(raw: str, count: int = 15) -> dict[str, Any]:
         packages[_package(frame)] = packages.get(_package(frame), 0) + samples
     return {"samples": total, "self": top(own, lambda f: True),
             "inclusive": top(inclusive, lambda f: any(part in f for part in libraries)),
+            # The gateway's own steps (auth, the AgentCluster read, routing, rate limit, the
+            # replica call), below the MCP machinery that wraps them all.
+            "gateway_inclusive": top(inclusive, lambda f: "agent_gateway/" in f and "main.py" not in f),
             "self_by_package": [[name, round(100 * n / total, 1)]
                                 for n, name in sorted(((n, p) for p, n in packages.items()), reverse=True)]}
 
@@ -512,10 +515,12 @@ def _profile_text(result: dict[str, Any]) -> str:
         return f"Gateway profile: {profiled.get('note', 'none recorded')}."
     rows = "\n".join(f"| {frame} | {share} |" for frame, share in profiled["inclusive"][:12])
     own = "\n".join(f"| {frame} | {share} |" for frame, share in profiled["self"][:8])
+    steps = "\n".join(f"| {frame} | {share} |" for frame, share in profiled.get("gateway_inclusive", [])[:12])
     packages = ", ".join(f"{name} {share}%" for name, share in profiled.get("self_by_package", [])[:10])
     return (f"Where the gateway's time goes (py-spy, {profiled['samples']} samples over {profiled['seconds']} s of "
             f"unpinned chat at {profiled['concurrency']} clients, the thread holding the GIL; % of samples):\n\n"
             f"| function (inclusive) | % |\n| --- | ---: |\n{rows}\n\n| function (self) | % |\n| --- | ---: |\n{own}"
+            f"\n\n| the gateway's own functions (inclusive) | % |\n| --- | ---: |\n{steps}"
             f"\n\nSelf time by package: {packages}.")
 
 
