@@ -24,7 +24,7 @@ import asyncpg
 from agent_api import models
 from agent_api.db import queries
 from agent_runtime import config, functions, metrics, spec, state
-from agent_runtime.ai import engine, loop, redaction
+from agent_runtime.ai import engine, loop, memory, redaction, tools
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class Runner:
         self.ai = engine.Engine(pool, engine.Identity(identity.namespace, identity.cluster,
                                                       identity.replica), self._http_session,
                                 counted=counters.counting)
+        self.memory = memory.Memory(pool, identity.namespace, identity.cluster, identity.replica)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -224,7 +225,8 @@ class Runner:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def chat(self, message: str, conversation_id: str) -> tuple[int, loop.LoopResult]:
-        """One chat turn, recorded in the run history (trigger `chat`)."""
+        """One chat turn, recorded in the run history (trigger `chat`): two statements
+        (memory.Memory.begin, memory.Memory.finish), whatever the conversation's length."""
         current = self._watcher.current
         if current is None or current.ai is None:
             raise engine.EngineNotConfigured("this agent has no AI engine: spec.ai is not set")
@@ -232,12 +234,13 @@ class Runner:
         self.manual_in_flight += 1
         self._metrics.in_flight.inc()
         try:
-            run_id = await self.start_run("chat", "chat")
+            budget = current.limits.memory_max_tokens
+            turn = await self.memory.begin(conversation_id, budget, tools.SYSTEM_PROMPT_KEY)
             try:
+                # asyncio.timeout, not wait_for: the turn runs in this task, no task of its own.
                 with self._metrics.timed_run("chat"):
-                    result = await asyncio.wait_for(
-                        self.ai.chat(current, message, conversation_id, self.state_store(), run_id),
-                        current.limits.run_timeout_seconds)
+                    async with asyncio.timeout(current.limits.run_timeout_seconds):
+                        result = await self.ai.chat(current, message, turn, self.state_store())
             except TimeoutError:
                 result = loop.LoopResult(stop_reason="error", error=(
                     f"timed out after {current.limits.run_timeout_seconds} s "
@@ -246,9 +249,13 @@ class Runner:
                 result = loop.LoopResult(stop_reason="error",
                                          error=redaction.scrub(f"{type(error).__name__}: {error}"))
             outcome = Outcome.of_loop(result, engine.Engine.limits(current))
-            await self.finish_run(run_id, "chat", outcome.status, outcome.error, outcome.output)
+            self._metrics.run_finished("chat", outcome.status)
+            # Only a completed exchange is remembered; a failed one is recorded in the run.
+            exchange = (message, result.reply) if result.stop_reason == "completed" else None
+            await self.memory.finish(turn.run_id, outcome.status, *self.recordable(outcome.error, outcome.output),
+                                     conversation_id, budget, exchange)
             result.error = outcome.error
-            return run_id, result
+            return turn.run_id, result
         finally:
             self.manual_in_flight -= 1
             self._metrics.in_flight.dec()

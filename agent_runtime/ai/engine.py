@@ -1,5 +1,5 @@
 """The AI engine of one replica: runs `prompt` functions and chat turns by putting together
-the provider, the system prompt, the toolbox, the loop and (for chat) the memory.
+the provider, the system prompt, the toolbox, the loop and (for chat) the memory it is given.
 
 The spec is read on every call, so an edited `spec.ai`, new channels or MCP servers apply
 without a restart; providers and MCP tool caches are kept while their settings stay the same.
@@ -79,12 +79,17 @@ class Engine:
         self._channel_backoff = channel_backoff_seconds
         self._provider: tuple[providers.Settings, providers.Provider] | None = None
         self._mcp: dict[tuple[str, str], mcp_tools.McpServerTools] = {}
+        self._read_secrets: tuple[tuple[tuple[str, ...], tuple[str, ...]], env_secrets.Secrets] | None = None
 
     # -- pieces, rebuilt only when the spec changes them ------------------------------------
 
     def _secrets(self, current: spec.RuntimeSpec) -> env_secrets.Secrets:
-        return env_secrets.read(self._env, list(current.channels),
-                                [server.name for server in current.mcp_servers])
+        # The environment is this engine's own copy and never changes, so the secrets of a
+        # set of channel and MCP server names are read once (a chat turn asked three times).
+        names = (tuple(current.channels), tuple(server.name for server in current.mcp_servers))
+        if self._read_secrets is None or self._read_secrets[0] != names:
+            self._read_secrets = (names, env_secrets.read(self._env, list(names[0]), list(names[1])))
+        return self._read_secrets[1]
 
     def provider(self, current: spec.RuntimeSpec) -> providers.Provider:
         if current.ai is None:
@@ -143,10 +148,7 @@ class Engine:
         return toolbox, errors
 
     async def _system_prompt(self, current: spec.RuntimeSpec, store: state.StateStore) -> str | None:
-        override = await store.get(tools.SYSTEM_PROMPT_KEY)
-        if isinstance(override, str) and override.strip():
-            return override
-        return current.ai.system_prompt if current.ai else None
+        return system_prompt(current, await store.get(tools.SYSTEM_PROMPT_KEY))
 
     @staticmethod
     def limits(current: spec.RuntimeSpec) -> loop.Limits:
@@ -176,21 +178,23 @@ class Engine:
                                 self.limits(current))
         return _scrubbed(result, mcp_errors)
 
-    async def chat(self, current: spec.RuntimeSpec, message: str, conversation_id: str,
-                   store: state.StateStore, run_id: int | None = None) -> loop.LoopResult:
-        """One chat turn with this replica's memory of the conversation."""
+    async def chat(self, current: spec.RuntimeSpec, message: str, turn: memory.Turn,
+                   store: state.StateStore) -> loop.LoopResult:
+        """One chat turn, given the memory and system prompt override `turn` read for it (the
+        runner stores the exchange when the run is finished: memory.Memory)."""
         provider = self.provider(current)
-        remembered = memory.Memory(self._pool, self._identity.namespace, self._identity.cluster,
-                                   self._identity.replica, current.limits.memory_max_tokens)
-        history = await remembered.load(conversation_id)
-        toolbox, mcp_errors = await self._toolbox(current, store, run_id, [], None, 0)
-        system = await self._system_prompt(current, store)
-        result = await loop.run(provider, system, [*history, providers.Message("user", message)],
+        toolbox, mcp_errors = await self._toolbox(current, store, turn.run_id, [], None, 0)
+        result = await loop.run(provider, system_prompt(current, turn.system_prompt),
+                                [*turn.history, providers.Message("user", message)],
                                 toolbox, self.limits(current))
-        result = _scrubbed(result, mcp_errors)
-        if result.stop_reason == "completed":
-            await remembered.append(conversation_id, message, result.reply)
-        return result
+        return _scrubbed(result, mcp_errors)
+
+
+def system_prompt(current: spec.RuntimeSpec, override: Any) -> str | None:
+    """The replica's own system prompt (a non-empty string in its state), else the spec's."""
+    if isinstance(override, str) and override.strip():
+        return override
+    return current.ai.system_prompt if current.ai else None
 
 
 def _scrubbed(result: loop.LoopResult, mcp_errors: list[str]) -> loop.LoopResult:

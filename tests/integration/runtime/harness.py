@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 
 from agent_api.db import cluster_store, migrate, tenants
-from agent_runtime import config, metrics, runner, scheduler
+from agent_runtime import config, database, metrics, runner, scheduler
 
 NAMESPACE = "team-a"
 CLUSTER = "scraper"
@@ -109,6 +109,9 @@ class Replica:
     name: str
     clock: scheduler.Clock = scheduler.database_clock
     ordinal: int = 0
+    # The runtime's own pool (agent_runtime.database: no reset query, its timeouts) rather
+    # than asyncpg's defaults: for tests that count what the runtime sends PostgreSQL.
+    runtime_pool: bool = False
     pool: asyncpg.Pool | None = None
     scheduler: scheduler.Scheduler | None = None
     runner: runner.Runner | None = None
@@ -120,7 +123,10 @@ class Replica:
         identity = config.Identity(NAMESPACE, CLUSTER, self.name, self.ordinal, "127.0.0.1",
                                    self.database_url, "redis://127.0.0.1:1/0",
                                    config_poll_seconds=60, replica_token=REPLICA_TOKEN)
-        self.pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=4)
+        if self.runtime_pool:
+            self.pool = await database.create_pool(self.database_url, min_size=1, max_size=4)
+        else:
+            self.pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=4)
         await cluster_store.register_member(self.pool, NAMESPACE, CLUSTER, self.name,
                                             self.ordinal)
         self.watcher = config.ConfigWatcher(self.pool, identity)

@@ -26,8 +26,8 @@ async def provider():
 class ServedReplica:
     """An in-process replica with its real HTTP app on a loopback port."""
 
-    def __init__(self, database_url: str, name: str) -> None:
-        self.replica = harness.Replica(database_url, name)
+    def __init__(self, database_url: str, name: str, runtime_pool: bool = False) -> None:
+        self.replica = harness.Replica(database_url, name, runtime_pool=runtime_pool)
         self.port = ports.free_port()
         self._site: web.AppRunner | None = None
 
@@ -147,3 +147,19 @@ async def test_a_secret_quoted_in_chat_is_not_stored_in_memory_or_runs(database_
     for table in ("conversation_turns", "runs"):
         rows = await harness.fetch(database_url, f"SELECT * FROM {table}")
         assert rows and all(key not in str(dict(row)) for row in rows)
+
+
+async def test_an_exchange_larger_than_the_budget_keeps_only_the_reply_that_fits(database_url, provider):
+    # The trim shares one statement with the insert (FinishChatTurn): a new turn that alone
+    # is past the budget is not stored, and the older turns go, as a trim after the insert did.
+    provider.responder = lambda r: Reply(text="short answer")
+    await harness.migrated(database_url)
+    await harness.write_spec(database_url, 1, _spec(provider, memoryMaxTokens=100))
+    a = await ServedReplica(database_url, "amber-ant").start()
+    try:
+        assert (await a.chat("first", "big"))[0] == 200
+        assert (await a.chat("y" * 1000, "big"))[0] == 200
+    finally:
+        await a.close()
+    turns = await harness.fetch(database_url, "SELECT role, content FROM conversation_turns ORDER BY id")
+    assert [(t["role"], t["content"]) for t in turns] == [("assistant", "short answer")]
