@@ -133,6 +133,23 @@ class LeaseKeeper:
                 entry.fenced = True
                 entry.task.cancel()
 
+    def may_start(self, entry: InFlight) -> bool:
+        """Whether a run may call its function now: its lease is still its own by the local
+        deadline. Asked synchronously right before the call, because the fencing loop may
+        not have run yet: after a freeze (SIGSTOP, a stalled VM) the run's awaited answer and
+        its overdue deadline are ready at once, and the run's task may be scheduled first.
+        Past the deadline the run is fenced here, exactly as `fence_overdue` would."""
+        if entry.stopped:
+            return False
+        if time.monotonic() < entry.deadline:
+            return True
+        log.warning("self-fencing fire %s before its function started: its lease could not be "
+                    "renewed in time", entry.claim.id,
+                    extra={"fire_id": entry.claim.id, "schedule": entry.claim.schedule})
+        self._metrics.self_fenced()
+        entry.fenced = True
+        return False
+
     async def renew_all(self) -> bool:
         """Renew every held lease in one statement; False when the statement failed or did
         not answer in time."""

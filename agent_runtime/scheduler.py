@@ -248,10 +248,14 @@ class Scheduler:
                     idempotency_key=claim.idempotency_key, payload=claim.payload,
                     run_id=claim.run_id, fence=(claim.id, claim.lease_token),
                     state=None if state is None else dict(state),
+                    may_start=lambda: self.leases.may_start(entry),
                 )
             except asyncio.CancelledError:
                 if not entry.stopped:
                     raise
+                await self._hand_back(entry, fields)
+                return
+            if outcome is runner.NOT_STARTED:  # fenced before the function was called
                 await self._hand_back(entry, fields)
                 return
             entry.completing = True
