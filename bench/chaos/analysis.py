@@ -40,7 +40,10 @@ from typing import Any
 
 from bench.chaos import faults as fault_kinds
 
-ACCEPTED_UNKNOWN = None  # an execution with no run row: judged accepted (the stricter reading)
+# An execution with no run row is judged accepted (the stricter reading). Run rows carry the
+# database's times, executions the recorder's: one machine, one clock, but the row is written
+# by another process a moment apart.
+CLOCK_SLACK = 0.05
 NOT_ACCEPTED = ("rejected", "released")
 EXAMPLES = 20  # offending units listed in the result, for a reader to chase
 
@@ -68,13 +71,23 @@ def count(*, executions: list[dict[str, Any]], faults: list[dict[str, Any]],
     for listed in by_unit.values():
         listed.sort(key=lambda e: e["started"])
 
-    run_status = {(r["schedule"], round(r["fire_time"]), r["replica"], r["attempt"]): r["status"]
-                  for r in runs}
+    # One replica may run one attempt of a fire more than once: a fire handed back at shutdown
+    # (`released`) keeps its attempt number. So an execution is matched to the run row of its
+    # (fire, replica, attempt) that was open when it started (both clocks are this machine's).
+    rows: dict[tuple[str, int, str, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        rows[(r["schedule"], round(r["fire_time"]), r["replica"], r["attempt"])].append(r)
+    for listed in rows.values():
+        listed.sort(key=lambda r: r["started"])
 
     def accepted(execution: dict[str, Any]) -> bool:
         key = (execution["schedule"], fire_second(execution["fire_time"]), execution["replica"],
                execution["attempt"])
-        return run_status.get(key, ACCEPTED_UNKNOWN) not in NOT_ACCEPTED
+        started = execution["started"]
+        before = [r for r in rows.get(key, []) if r["started"] <= started + CLOCK_SLACK]
+        open_then = [r for r in before if r["finished"] is None or r["finished"] >= started - CLOCK_SLACK]
+        row = (open_then or before or [None])[-1]
+        return row is None or row["status"] not in NOT_ACCEPTED
 
     # -- due -----------------------------------------------------------------------------
     single = [f"s{i:02d}" for i in range(config.single)]

@@ -225,7 +225,9 @@ async def _database_facts(url: str, namespace: str, t0: float, t1: float) -> dic
     return {
         "runs": [{"schedule": r["schedule"], "fire_time": r["fire_time"].timestamp(),
                   "replica": r["replica"], "attempt": r["attempt"], "status": r["status"],
-                  "error": r["error"]} for r in runs],
+                  "started": r["started_at"].timestamp(),
+                  "finished": r["finished_at"].timestamp() if r["finished_at"] else None}
+                 for r in runs],
         "fire_statuses": [dict(r) for r in statuses],
         "lane_starts": [{"schedule": r["schedule"], "replica": r["replica"],
                          "first_fire": r["first_fire"].timestamp()} for r in lanes],
