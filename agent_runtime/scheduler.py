@@ -242,13 +242,17 @@ class Scheduler:
         try:
             log.info("run started", extra=fields)
             try:
+                if state is None:
+                    # Read here, not in the runner: a database failure while preparing the
+                    # run is bookkeeping failing (handed back below, the fire runs again),
+                    # not the function failing; the function has not been called.
+                    state = await self._runner.state_store().items()
                 outcome = await self._runner.execute(
                     claim.function, trigger="schedule", schedule=claim.schedule,
                     fire_time=claim.fire_time, attempt=claim.attempt,
                     idempotency_key=claim.idempotency_key, payload=claim.payload,
                     run_id=claim.run_id, fence=(claim.id, claim.lease_token),
-                    state=None if state is None else dict(state),
-                    may_start=lambda: self.leases.may_start(entry),
+                    state=dict(state), may_start=lambda: self.leases.may_start(entry),
                 )
             except asyncio.CancelledError:
                 if not entry.stopped:
