@@ -7,6 +7,7 @@ computed from the latest result's figures.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +77,16 @@ def table(label: str, result: dict[str, Any]) -> str:
     lines = [head, "", "| figure | value |", "| --- | ---: |"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     if result.get("fault_errors"):
-        lines += ["", "Faults that could not be injected: " + "; ".join(result["fault_errors"])]
+        lines += ["", "Faults that could not be injected: " + "; ".join(
+            _short(error) for error in result["fault_errors"])]
     return "\n".join(lines)
+
+
+def _short(error: str) -> str:
+    """A fault's error in one line: the API server's message when it gave one."""
+    found = re.search(r'"message":"([^"]+)"', error)
+    head = error.splitlines()[0]
+    return f"{head.split(':', 1)[0]}: {found.group(1)}" if found else head[:200]
 
 
 def reading(label: str, result: dict[str, Any]) -> str:
