@@ -239,6 +239,7 @@ class Scheduler:
         claim = entry.claim
         fields = {"schedule": claim.schedule, "fire_time": claim.fire_time.isoformat(),
                   "fire_id": claim.id, "attempt": claim.attempt, "lease_token": claim.lease_token}
+        self.leases.start(entry)
         try:
             log.info("run started", extra=fields)
             try:

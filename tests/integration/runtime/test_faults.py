@@ -263,7 +263,7 @@ async def test_replica_frozen_before_its_function_starts_never_starts_it_after_l
     await harness.migrated(database_url)
     started = asyncio.get_running_loop().time()
     now = (await harness.fetch(database_url, "SELECT now() AS now"))[0]["now"]
-    due = now + dt.timedelta(seconds=20)
+    due = now + dt.timedelta(seconds=40)  # room for a slow start on a loaded machine
     await harness.write_spec(database_url, 1, harness.spec_with(
         [recorder.function("work", timeoutSeconds=120)],
         [harness.schedule("job", "work", cron=f"{due.second} {due.minute} {due.hour} * * *",
@@ -332,3 +332,39 @@ async def test_state_read_failing_on_a_dropped_connection_hands_the_fire_back_in
     runs = await harness.fetch(database_url, "SELECT status, error FROM runs ORDER BY id")
     assert [f["status"] for f in fires] == ["succeeded"], [dict(r) for r in runs]
     assert "failed" not in [r["status"] for r in runs], [dict(r) for r in runs]
+
+
+# -- a claim whose preparation outlasts the lease ----------------------------------------------
+
+
+async def test_claimed_fires_whose_state_read_outlasts_the_lease_are_handed_back_and_run(
+        database_url, postgres_server, proxy_to, spawn, recorder):
+    """The replica claims two fires in one batch and reads its state once for both, and that
+    read's answer is held back by the network for longer than the lease. When it arrives,
+    both runs are past their local deadline before they have started. They must be handed
+    back and run, not dropped: a run cancelled before its first step never ran its cleanup,
+    stayed in the replica's in-flight set forever (which its own claims exclude) and its
+    fire stayed `running`. (Found by the `make chaos` soak: 20 cluster-mode fires of one
+    replica left running after a freeze followed by the PostgreSQL blackhole.)"""
+    proxy = proxy_to(postgres_server.port)
+    await harness.migrated(database_url)
+    function = recorder.function("work", timeoutSeconds=60)
+    await harness.write_spec(database_url, 1, harness.spec_with(
+        [function],
+        [harness.schedule(name, "work", cron="0 0 1 1 *", missedFirePolicy="runOnce",
+                          missedFireGraceSeconds=0, payload={"seconds": 0.2}) for name in ("job", "job2")],
+        leaseSeconds=LEASE_SECONDS))
+    for name in ("job", "job2"):
+        await harness.fetch(database_url,
+                            "INSERT INTO schedule_lanes (namespace, cluster, schedule, lane, "
+                            "planned_until, definition_hash) VALUES ($1, $2, $3, '', "
+                            "date_trunc('year', now()) - interval '1 second', '')",
+                            NAMESPACE, CLUSTER, name)
+    proxy.hold_reply_after(b"-- name: ListState\n")
+    spawn("r0", proxy.url(database_url), AGENT_DATABASE_POOLING="transaction")
+    await _until(proxy.holding.is_set, "the batch's state read is held back", within=60)
+    await asyncio.sleep(LEASE_SECONDS + 1)
+    proxy.resume()
+    await _until(lambda: len({e.key for e in recorder.completions()}) == 2,
+                 "both fires ran to completion", within=90)
+    await _until_no_live_rows(database_url, within=60)
