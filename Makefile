@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help bootstrap binaries lint test demo crds dev-up dev-down bench kind-up kind-down
+.PHONY: help bootstrap binaries lint test demo crds dev-up dev-down bench chaos kind-up kind-down
 
 help:
 	@echo "make test     - set up everything (venv, PostgreSQL, Redis, control-plane binaries) and run the whole suite"
@@ -15,6 +15,7 @@ help:
 	@echo "make kind-up  - with Docker, kind, kubectl and helm: a kind cluster, the image built and loaded, the chart installed (.kind/env)"
 	@echo "make kind-down - delete that kind cluster"
 	@echo "make bench    - run the benchmarks: bench/RESULTS.md, bench/results/ (BENCH_ARGS=\"--quick\" for a smoke run)"
+	@echo "make chaos    - the 10-minute fault soak: bench/results/chaos-<date>.json and .png (CHAOS_ARGS=\"--minutes 2 --seed 7\")"
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -59,3 +60,10 @@ bench: bootstrap
 	@[[ -f $(BENCH_STAMP) ]] || { $(VENV)/bin/pip install -q -e '.[dev,bench]' \
 		&& rm -f $(VENV)/.bench-installed-* && touch $(BENCH_STAMP); }
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The fault soak (docs/chaos.md): a devcluster, PostgreSQL, Redis and the operator of its own.
+# Arguments pass through: make chaos CHAOS_ARGS="--minutes 10 --seed 1 --lease 10".
+chaos: bootstrap binaries
+	@[[ -f $(BENCH_STAMP) ]] || { $(VENV)/bin/pip install -q -e '.[dev,bench]' \
+		&& rm -f $(VENV)/.bench-installed-* && touch $(BENCH_STAMP); }
+	$(PY) -m bench.chaos $(CHAOS_ARGS)

@@ -36,6 +36,10 @@ class InFlight:
     claim: fires.Claim
     deadline: float  # monotonic: the run is cancelled if its lease is not renewed by then
     task: asyncio.Task[None] | None = None
+    # Set by the run's first step. A task cancelled before its first step never runs its
+    # body (its cleanup included), so the fencing cancels only started runs; a run that
+    # starts overdue is fenced by `may_start` or, while it prepares, by the fencing loop.
+    started: bool = False
     lease_lost: bool = False  # a renewal matched nothing: another replica owns the fire
     fenced: bool = False  # the lease could not be renewed before the local deadline
     releasing: bool = False  # shutdown: hand the fire back for another replica
@@ -118,9 +122,14 @@ class LeaseKeeper:
                     await asyncio.wait_for(self._changed.wait(), wait)
             self.fence_overdue()
 
+    def start(self, entry: InFlight) -> None:
+        """The run's first step: from now on the fencing loop may cancel it."""
+        entry.started = True
+        self._changed.set()
+
     @staticmethod
     def _live(entry: InFlight) -> bool:
-        return entry.task is not None and not entry.stopped and not entry.completing
+        return entry.task is not None and entry.started and not entry.stopped and not entry.completing
 
     def fence_overdue(self) -> None:
         now = time.monotonic()
@@ -132,6 +141,23 @@ class LeaseKeeper:
                 self._metrics.self_fenced()
                 entry.fenced = True
                 entry.task.cancel()
+
+    def may_start(self, entry: InFlight) -> bool:
+        """Whether a run may call its function now: its lease is still its own by the local
+        deadline. Asked synchronously right before the call, because the fencing loop may
+        not have run yet: after a freeze (SIGSTOP, a stalled VM) the run's awaited answer and
+        its overdue deadline are ready at once, and the run's task may be scheduled first.
+        Past the deadline the run is fenced here, exactly as `fence_overdue` would."""
+        if entry.stopped:
+            return False
+        if time.monotonic() < entry.deadline:
+            return True
+        log.warning("self-fencing fire %s before its function started: its lease could not be "
+                    "renewed in time", entry.claim.id,
+                    extra={"fire_id": entry.claim.id, "schedule": entry.claim.schedule})
+        self._metrics.self_fenced()
+        entry.fenced = True
+        return False
 
     async def renew_all(self) -> bool:
         """Renew every held lease in one statement; False when the statement failed or did
@@ -163,9 +189,10 @@ class LeaseKeeper:
         for entry in held:
             if entry.claim.id in renewed:
                 entry.deadline = sent + lease_seconds * (1 - SAFETY_MARGIN)
-            elif self._live(entry):
+            elif not entry.stopped and not entry.completing:
                 self._metrics.fencing_rejected()
-                entry.lease_lost = True
-                entry.task.cancel()
+                entry.lease_lost = True  # a run not started yet sees it in `may_start`
+                if self._live(entry):
+                    entry.task.cancel()
         self._changed.set()
         return True

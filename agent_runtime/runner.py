@@ -43,6 +43,10 @@ class Outcome:
         return cls("failed", result.error or result.limit_message(limits), engine.summary(result))
 
 
+# What `execute` returns when `may_start` said no: the function was not called.
+NOT_STARTED = Outcome("failed", "not started: the run's lease was no longer its own", None)
+
+
 class UnknownFunction(LookupError):
     pass
 
@@ -113,22 +117,27 @@ class Runner:
                       fire_time: dt.datetime | None, attempt: int, idempotency_key: str,
                       payload: dict[str, Any], run_id: int | None = None,
                       fence: tuple[int, int] | None = None,
-                      state: dict[str, Any] | None = None) -> Outcome:
+                      state: dict[str, Any] | None = None,
+                      may_start: Callable[[], bool] | None = None) -> Outcome:
         """Run the function under the spec's run timeout; never raises for function errors.
 
         `fence` (fire id, lease token) makes the run's state writes conditional on its lease;
-        `state` is the replica's state already read for it (else it is read here).
+        `state` is the replica's state already read for it (else it is read here);
+        `may_start` is asked right before the function is called (after every await of the
+        run's preparation): False means the run's lease is no longer its own, and the function
+        is not called at all (the outcome is `NOT_STARTED`, for the caller to hand back).
         """
         with self._metrics.timed_run(trigger):
             return await self._execute(function_name, trigger=trigger, schedule=schedule, fire_time=fire_time,
                                        attempt=attempt, idempotency_key=idempotency_key, payload=payload,
-                                       run_id=run_id, fence=fence, state=state)
+                                       run_id=run_id, fence=fence, state=state, may_start=may_start)
 
     async def _execute(self, function_name: str, *, trigger: str, schedule: str | None,
                        fire_time: dt.datetime | None, attempt: int, idempotency_key: str,
                        payload: dict[str, Any], run_id: int | None = None,
                        fence: tuple[int, int] | None = None,
-                       state: dict[str, Any] | None = None) -> Outcome:
+                       state: dict[str, Any] | None = None,
+                       may_start: Callable[[], bool] | None = None) -> Outcome:
         current = self._watcher.current
         function = current.functions.get(function_name) if current else None
         if function is None:
@@ -141,6 +150,12 @@ class Runner:
                 attempt=attempt, idempotency_key=idempotency_key, payload=payload,
                 state=state if state is not None else await self.state_store().items(),
             )
+            # No await from here to the function's first step: a replica frozen while it
+            # prepared the run (or whose state read waited past the lease) wakes up with
+            # the read's answer and its overdue lease deadline ready at the same instant, and
+            # must not start work another replica may already be doing.
+            if may_start is not None and not may_start():
+                return NOT_STARTED
             if function.prompt is not None:
                 looped = await asyncio.wait_for(
                     self._run_prompt(current, function, context, run_id, depth=0, fence=fence),

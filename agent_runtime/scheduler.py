@@ -239,19 +239,28 @@ class Scheduler:
         claim = entry.claim
         fields = {"schedule": claim.schedule, "fire_time": claim.fire_time.isoformat(),
                   "fire_id": claim.id, "attempt": claim.attempt, "lease_token": claim.lease_token}
+        self.leases.start(entry)
         try:
             log.info("run started", extra=fields)
             try:
+                if state is None:
+                    # Read here, not in the runner: a database failure while preparing the
+                    # run is bookkeeping failing (handed back below, the fire runs again),
+                    # not the function failing; the function has not been called.
+                    state = await self._runner.state_store().items()
                 outcome = await self._runner.execute(
                     claim.function, trigger="schedule", schedule=claim.schedule,
                     fire_time=claim.fire_time, attempt=claim.attempt,
                     idempotency_key=claim.idempotency_key, payload=claim.payload,
                     run_id=claim.run_id, fence=(claim.id, claim.lease_token),
-                    state=None if state is None else dict(state),
+                    state=dict(state), may_start=lambda: self.leases.may_start(entry),
                 )
             except asyncio.CancelledError:
                 if not entry.stopped:
                     raise
+                await self._hand_back(entry, fields)
+                return
+            if outcome is runner.NOT_STARTED:  # fenced before the function was called
                 await self._hand_back(entry, fields)
                 return
             entry.completing = True

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 from matplotlib import pyplot  # after use(): the backend is chosen before pyplot loads
 
 from bench import environment, gateway
+from bench.chaos import render as chaos_render
 
 REPORT = environment.BENCH_DIR / "RESULTS.md"
 Variants = list[tuple[str, dict[str, Any]]]  # (label, result), `before` first
@@ -410,4 +411,5 @@ def _save(figure: Any, name: str) -> Path:
 RENDERERS: dict[str, Callable[[Variants], tuple[str, list[Path]]]] = {
     "drain": drain, "lateness": lateness, "idle": idle, "thousand": thousand, "claims": claims,
     "tenancy": tenancy, "gateway": gateway.render,
+    "chaos": chaos_render.render,
 }

@@ -13,9 +13,11 @@ Every wait polls with a deadline; no assertion depends on how long something too
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import signal
 
+import httpx
 import pytest
 
 from tests.integration.runtime import harness
@@ -239,3 +241,130 @@ async def test_session_ended_under_a_runs_bookkeeping_leaves_nothing_running_and
     assert not recorder.overlapping(), history
     completed_twice = [k for k in recorder.idempotency_keys() if len(recorder.completions(k)) > 1]
     assert not completed_twice, f"completed more than once: {completed_twice}\n{history}"
+
+
+# -- frozen between the claim and the function's start ---------------------------------------
+
+
+async def test_replica_frozen_before_its_function_starts_never_starts_it_after_losing_the_lease(
+        database_url, postgres_server, proxy_to, spawn, recorder):
+    """Replica `a` has claimed the fire and is reading its state (the last step before the
+    function is called) when it is frozen (SIGSTOP), the answer to that read held back by the
+    network. Its lease expires and `b` takes the fire over and runs it. Then the network
+    delivers the answer and `a` is thawed: the answer and `a`'s overdue local deadline are
+    ready at the same instant. `a` must not call the function for a fire whose lease it no
+    longer holds, whichever its event loop runs first: no execution of `a` may overlap `b`'s.
+    `a` has called the recorder before (a manual run), so its HTTP session holds a warm
+    keep-alive connection, as a busy replica's does: the request needs no connect.
+    (Found by reasoning over the `make chaos` soak: a freeze that ends with I/O ready and a
+    deadline passed together.)"""
+    proxy = proxy_to(postgres_server.port)
+    recorder.seconds_by_replica["b"] = 6
+    await harness.migrated(database_url)
+    started = asyncio.get_running_loop().time()
+    now = (await harness.fetch(database_url, "SELECT now() AS now"))[0]["now"]
+    due = now + dt.timedelta(seconds=40)  # room for a slow start on a loaded machine
+    await harness.write_spec(database_url, 1, harness.spec_with(
+        [recorder.function("work", timeoutSeconds=120)],
+        [harness.schedule("job", "work", cron=f"{due.second} {due.minute} {due.hour} * * *",
+                          missedFireGraceSeconds=3600, payload={"seconds": 1})],
+        leaseSeconds=LEASE_SECONDS))
+    # No statement cache (as behind PgBouncer), so every query's text crosses the proxy and
+    # the state read can be recognised by name.
+    a = spawn("a", proxy.url(database_url), AGENT_DATABASE_POOLING="transaction")
+    await harness.until_serving(a, within=60)
+    await asyncio.sleep(max(0.0, (due - dt.timedelta(seconds=4) - now).total_seconds()
+                            - (asyncio.get_running_loop().time() - started)))
+    async with httpx.AsyncClient(base_url=a.url, headers=harness.AUTH, timeout=30) as http:
+        warm = await http.post("/run/work", json={"payload": {"seconds": 0}})
+    assert warm.status_code == 200, warm.text
+    proxy.hold_reply_after(b"-- name: ListState\n")
+    await _until(proxy.holding.is_set, "a's state read for the fire is held back", within=60)
+    a.signal(signal.SIGSTOP)
+    try:
+        spawn("b", database_url)
+        await _until(lambda: _fire_executions(recorder, "b"), "b took the fire over and started it",
+                     within=60)
+        proxy.resume()  # the answer reaches a's socket while a is frozen
+        await asyncio.sleep(0.5)
+    finally:
+        a.signal(signal.SIGCONT)
+    await _until(lambda: [e for e in _fire_executions(recorder, "b") if e.completed],
+                 "b completed the fire", within=60)
+    await asyncio.sleep(1)  # anything a was going to start, it has started by now
+    history = recorder.describe()
+    assert not recorder.overlapping(), (
+        f"a started the fire while b was running it:\n{history}\n--- a's log ---\n{a.log()[-4000:]}")
+    assert [e.replica for e in _fire_executions(recorder)] == ["b"], history
+    await _until_no_live_rows(database_url, within=60)
+
+
+def _fire_executions(recorder, replica: str | None = None) -> list:
+    """The recorder's executions of scheduled fires (not manual runs), of one replica or all."""
+    return [e for e in recorder.executions() if e.key.startswith("job:")
+            and replica in (None, e.replica)]
+
+
+# -- the connection dropped under a run's state read -----------------------------------------
+
+
+async def test_state_read_failing_on_a_dropped_connection_hands_the_fire_back_instead_of_failing_it(
+        database_url, postgres_server, proxy_to, spawn, recorder):
+    """The replica has claimed the fire and reads its state for the function (the last step
+    before the call) when every connection to PostgreSQL is dropped. The function never ran:
+    that is bookkeeping failing, not the function, so the fire must be handed back and run
+    once PostgreSQL is reachable again, never recorded `failed` (which would also count
+    toward the schedule's failure policy). (Found by the `make chaos` soak: one cluster-mode
+    fire recorded failed during the blackhole, its function never called.)"""
+    proxy = proxy_to(postgres_server.port)
+    await _one_fire_due_now(database_url, recorder.function("work", timeoutSeconds=60),
+                            LEASE_SECONDS, payload={"seconds": 0.2})
+    proxy.hold_reply_after(b"-- name: ListState\n")
+    # No statement cache (as behind PgBouncer): the state read's text crosses the proxy.
+    spawn("r0", proxy.url(database_url), AGENT_DATABASE_POOLING="transaction")
+    await _until(proxy.holding.is_set, "the state read is held back", within=60)
+    proxy.drop()
+    await asyncio.sleep(1)
+    proxy.resume()
+    await _until(lambda: recorder.completions(), "the fire's function ran to completion", within=90)
+    await _until_no_live_rows(database_url, within=60)
+    fires = await harness.fetch(database_url, "SELECT status FROM fires")
+    runs = await harness.fetch(database_url, "SELECT status, error FROM runs ORDER BY id")
+    assert [f["status"] for f in fires] == ["succeeded"], [dict(r) for r in runs]
+    assert "failed" not in [r["status"] for r in runs], [dict(r) for r in runs]
+
+
+# -- a claim whose preparation outlasts the lease ----------------------------------------------
+
+
+async def test_claimed_fires_whose_state_read_outlasts_the_lease_are_handed_back_and_run(
+        database_url, postgres_server, proxy_to, spawn, recorder):
+    """The replica claims two fires in one batch and reads its state once for both, and that
+    read's answer is held back by the network for longer than the lease. When it arrives,
+    both runs are past their local deadline before they have started. They must be handed
+    back and run, not dropped: a run cancelled before its first step never ran its cleanup,
+    stayed in the replica's in-flight set forever (which its own claims exclude) and its
+    fire stayed `running`. (Found by the `make chaos` soak: 20 cluster-mode fires of one
+    replica left running after a freeze followed by the PostgreSQL blackhole.)"""
+    proxy = proxy_to(postgres_server.port)
+    await harness.migrated(database_url)
+    function = recorder.function("work", timeoutSeconds=60)
+    await harness.write_spec(database_url, 1, harness.spec_with(
+        [function],
+        [harness.schedule(name, "work", cron="0 0 1 1 *", missedFirePolicy="runOnce",
+                          missedFireGraceSeconds=0, payload={"seconds": 0.2}) for name in ("job", "job2")],
+        leaseSeconds=LEASE_SECONDS))
+    for name in ("job", "job2"):
+        await harness.fetch(database_url,
+                            "INSERT INTO schedule_lanes (namespace, cluster, schedule, lane, "
+                            "planned_until, definition_hash) VALUES ($1, $2, $3, '', "
+                            "date_trunc('year', now()) - interval '1 second', '')",
+                            NAMESPACE, CLUSTER, name)
+    proxy.hold_reply_after(b"-- name: ListState\n")
+    spawn("r0", proxy.url(database_url), AGENT_DATABASE_POOLING="transaction")
+    await _until(proxy.holding.is_set, "the batch's state read is held back", within=60)
+    await asyncio.sleep(LEASE_SECONDS + 1)
+    proxy.resume()
+    await _until(lambda: len({e.key for e in recorder.completions()}) == 2,
+                 "both fires ran to completion", within=90)
+    await _until_no_live_rows(database_url, within=60)
