@@ -1,8 +1,10 @@
 """The one reconcile: observe an AgentCluster and its pods, then converge, step by step.
 
-Level-based and idempotent: it reads everything it needs each time and treats "already done"
-as success, so AgentCluster events, pod events, the periodic resync and a restarted operator
-all simply call it again. Each step is one line in `reconcile()`; the order matters:
+Level-based and idempotent: it reads everything it needs each time (AgentClusters, pods,
+budgets and namespace labels from the watch-fed cache, `cache.py`: a settled pass sends no read
+request) and treats "already done" as success, so AgentCluster events, pod events, the
+periodic resync and a restarted operator all simply call it again. Each step is one line in
+`reconcile()`; the order matters:
 
 1. names are chosen and written to `status.members` before any pod exists for them;
 2. scaled-down members are marked Terminating in status before their pods are deleted;
@@ -49,6 +51,10 @@ REFUSED_REQUEUE_SECONDS = 10.0
 async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     """Converge one AgentCluster; returns seconds until it wants another look (None: resync)."""
     obj = await ctx.kube.get_cluster(namespace, name)
+    if obj is None:
+        # The watch-fed cache says it is gone; archiving is not undone, so ask the API server
+        # (one GET per deleted cluster, none per settled pass).
+        obj = await ctx.kube.get_cluster(namespace, name, fresh=True)
     if obj is None:
         await deletion.archive_gone(ctx, namespace, name)
         return None
