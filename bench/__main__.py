@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench import claims, drain, environment, idle, lateness, report, tenancy, thousand
+from bench import claims, drain, environment, idle, lateness, report, scale, tenancy, thousand
 
 BENCHMARKS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "claims": claims.run,
@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "drain": drain.run,
     "lateness": lateness.run,
     "idle": idle.run,
+    "scale": scale.run,
     # Last: it brings the most load, and needs PgBouncer.
     "thousand": thousand.run,
 }

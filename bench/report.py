@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 from matplotlib import pyplot  # after use(): the backend is chosen before pyplot loads
 
-from bench import environment
+from bench import environment, scale
 
 REPORT = environment.BENCH_DIR / "RESULTS.md"
 Variants = list[tuple[str, dict[str, Any]]]  # (label, result), `before` first
@@ -410,4 +410,5 @@ def _save(figure: Any, name: str) -> Path:
 RENDERERS: dict[str, Callable[[Variants], tuple[str, list[Path]]]] = {
     "drain": drain, "lateness": lateness, "idle": idle, "thousand": thousand, "claims": claims,
     "tenancy": tenancy,
+    "scale": scale.render,
 }
