@@ -104,15 +104,18 @@ class Stack:
     def start_operator(self) -> float:
         """Start the operator; returns the monotonic time it was started at."""
         tree = os.environ.get("AGENTCLUSTERS_BENCH_OPERATOR_TREE")
-        saved = os.environ.get("PYTHONPATH")
+        saved, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
         if tree:
+            # `python -m` puts its working directory first on the path: the child starts there.
             os.environ["PYTHONPATH"] = tree
+            os.chdir(tree)
         try:
             began = time.monotonic()
             self.operator = operator_process.launch(self.state_dir, self.cluster.kubeconfig, self.settings,
                                                     self.key)
         finally:
             if tree:
+                os.chdir(cwd)
                 if saved is None:
                     os.environ.pop("PYTHONPATH", None)
                 else:
@@ -440,9 +443,9 @@ def render(variants: list[tuple[str, dict[str, Any]]]) -> tuple[str, list[Path]]
     row("operator RSS after restart", "≤ 150 MiB", lambda o: _mib(o["rss_bytes_after_restart"]))
     row("reads per steady reconcile, by kind", "",
         lambda o: ", ".join(f"{k} {v:.2f}" for k, v in o["steady"]["per_reconcile"].items()) or "none")
-    parts.append("The operator at many AgentClusters (`before`: the operator of commit "
-                 + ", ".join(f"`{label}` = `{result.get('operator_commit')}`" for label, result in variants)
-                 + "):\n\n" + "\n".join(rows))
+    parts.append("The operator at many AgentClusters (the operator's commit: "
+                 + ", ".join(f"`{label}` `{result.get('operator_commit')}`" for label, result in variants)
+                 + "; `before` is the operator without the watch-fed cache):\n\n" + "\n".join(rows))
     figure, axis = pyplot.subplots(figsize=(6, 3.2))
     names = [label for label, _ in variants]
     lists = [result["operator"]["steady"]["lists_per_reconcile"] for _, result in variants]
