@@ -94,7 +94,8 @@ def _version(obj: Obj) -> int | None:
 class WatchCache:
     """Read-only views over kopf's indexes, plus the operator's own recent writes."""
 
-    def __init__(self) -> None:
+    def __init__(self, written_ttl_seconds: float = WRITTEN_TTL_SECONDS) -> None:
+        self._ttl = written_ttl_seconds
         self._indexes: dict[str, Mapping[Any, Iterable[Any]]] = {}
         self.synced = asyncio.Event()
         # (kind, namespace, name) -> the operator's own write, until the watch has it.
@@ -146,7 +147,7 @@ class WatchCache:
         if not obj.get("kind") or "name" not in meta:
             return  # a Status, not an object
         key = (obj["kind"], meta.get("namespace", ""), meta["name"])
-        self._written[key] = _Written(_version(obj), obj, time.monotonic() + WRITTEN_TTL_SECONDS)
+        self._written[key] = _Written(_version(obj), obj, time.monotonic() + self._ttl)
 
     def deleted(self, kind: str, namespace: str, name: str, version: str | None) -> None:
         """Remember that the operator deleted the object it read at `version`."""
@@ -154,7 +155,7 @@ class WatchCache:
             number = int(version) if version is not None else None
         except ValueError:
             number = None
-        self._written[(kind, namespace, name)] = _Written(number, None, time.monotonic() + WRITTEN_TTL_SECONDS)
+        self._written[(kind, namespace, name)] = _Written(number, None, time.monotonic() + self._ttl)
 
     # --- internals ----------------------------------------------------------------------------
     def _one(self, index: str, key: Any) -> Any:
