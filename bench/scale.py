@@ -1,8 +1,8 @@
 """scale: the operator next to the StatefulSet controller, and the operator at 200 AgentClusters.
 
 One devcluster (kube-apiserver, kube-controller-manager, kube-scheduler, the process kubelet),
-one Redis and the bench's durable PostgreSQL, with the real operator (`agentclusters operator`)
-as its own process, all in one run.
+a second process kubelet (one takes 250 pods), one Redis and the bench's durable PostgreSQL,
+with the real operator (`agentclusters operator`) as its own process, all in one run.
 
 Part 1, scale-up and scale-down: an AgentCluster and a StatefulSet (`podManagementPolicy:
 Parallel`) are scaled 0 -> N and N -> 0 in turn, alternating which goes first, repeated. Up is
@@ -57,6 +57,7 @@ from agent_api import constants
 from bench import environment
 from devcluster import operator_process, ports, services
 from devcluster.cluster import DevCluster
+from devcluster.kubelet.containers import kill_registered
 from devcluster.processes import Process
 
 G, V, P = constants.GROUP, constants.VERSION, constants.PLURAL
@@ -81,25 +82,53 @@ class Stack:
         self.root = root
         self.database_url = database_url
         self.cluster = DevCluster(root / "devcluster").start()
-        self.redis = services.Redis(root / "redis", ports.free_port()).start()
         self.api = config.new_client_from_config(config_file=str(self.cluster.kubeconfig))
-        self.key = operator_process.new_replica_auth_key()
-        self.state_dir = root / "operator"
-        probe_dir = root / "probe"
-        probe_dir.mkdir()
-        for name in ("readyz", "healthz"):
-            (probe_dir / name).write_text("ok\n")
-        settings = operator_process.write_settings(
-            operator_process.settings_path(self.state_dir), database_url, self.redis.url,
-            webhook_port=ports.free_port(), grace_seconds=5, tiers=TIERS, metrics_port=ports.free_port())
-        values = yaml.safe_load(settings.read_text())
-        values["runtimeCommand"] = [sys.executable, "-m", "http.server", "$(AGENT_HTTP_PORT)",
-                                    "--bind", "$(POD_IP)", "--directory", str(probe_dir)]
-        settings.write_text(yaml.safe_dump(values, sort_keys=False))
-        self.settings = settings
-        operator_process.apply_crds(self.cluster.bin_dir / "kubectl", self.cluster.kubeconfig)
+        self.node2: Process | None = None
         self.operator: Process | None = None
-        self.start_operator()
+        self.redis: services.Redis | None = None
+        try:
+            # A process kubelet takes 250 pods; part 2 runs ~400.
+            self.node2 = self._second_node(root)
+            self.redis = services.Redis(root / "redis", ports.free_port()).start()
+            self.key = operator_process.new_replica_auth_key()
+            self.state_dir = root / "operator"
+            probe_dir = root / "probe"
+            probe_dir.mkdir()
+            for name in ("readyz", "healthz"):
+                (probe_dir / name).write_text("ok\n")
+            settings = operator_process.write_settings(
+                operator_process.settings_path(self.state_dir), database_url, self.redis.url,
+                webhook_port=ports.free_port(), grace_seconds=5, tiers=TIERS, metrics_port=ports.free_port())
+            values = yaml.safe_load(settings.read_text())
+            values["runtimeCommand"] = [sys.executable, "-m", "http.server", "$(AGENT_HTTP_PORT)",
+                                        "--bind", "$(POD_IP)", "--directory", str(probe_dir)]
+            settings.write_text(yaml.safe_dump(values, sort_keys=False))
+            self.settings = settings
+            operator_process.apply_crds(self.cluster.bin_dir / "kubectl", self.cluster.kubeconfig)
+            self.start_operator()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _second_node(self, root: Path) -> Process:
+        assert self.cluster.control_plane is not None
+        name = f"{self.cluster.node_name}-2"
+        credentials = self.cluster.control_plane.issue_node_credentials(name)
+        kubelet = Process("kubelet-2", [sys.executable, "-m", "devcluster.kubelet", f"--kubeconfig={credentials}",
+                                        f"--node-name={name}", f"--state-dir={root / 'kubelet-2'}"],
+                          root / "logs" / "kubelet-2.log").start()
+
+        def ready() -> bool:
+            kubelet.check_alive()
+            try:
+                node = self.cluster.control_plane.get(f"/api/v1/nodes/{name}")  # type: ignore[union-attr]
+            except OSError:
+                return False
+            return any(c["type"] == "Ready" and c["status"] == "True"
+                       for c in node.get("status", {}).get("conditions", []))
+
+        wait(ready, f"node {name}", timeout=60)
+        return kubelet
 
     def start_operator(self) -> float:
         """Start the operator; returns the monotonic time it was started at."""
@@ -125,8 +154,11 @@ class Stack:
     def stop(self) -> None:
         if self.operator is not None:
             self.operator.stop()
-        self.api.close()
-        self.redis.stop()
+        if self.redis is not None:
+            self.redis.stop()
+        if self.node2 is not None:
+            self.node2.stop(grace=15)  # it stops its pods' processes
+            kill_registered(self.root / "kubelet-2" / "run")
         self.cluster.stop()
 
     def reconciles(self) -> int:
