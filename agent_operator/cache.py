@@ -68,7 +68,9 @@ def index_cluster(namespace: str, name: str, body: Mapping[str, Any], **_: Any) 
 
 
 def index_pod(namespace: str, labels: Mapping[str, str], body: Mapping[str, Any], **_: Any) -> dict[Key, Obj]:
-    return {(namespace, labels[constants.LABEL_CLUSTER]): _plain(body)}
+    # The reconcile reads a pod's metadata and status only; the spec (the environment, probes,
+    # volumes) is most of a pod's size, times every replica.
+    return {(namespace, labels[constants.LABEL_CLUSTER]): _plain(body, drop=("spec",))}
 
 
 def index_budget(namespace: str, name: str, body: Mapping[str, Any], **_: Any) -> dict[Key, Obj]:
@@ -79,9 +81,14 @@ def index_namespace(name: str, labels: Mapping[str, str], **_: Any) -> dict[str,
     return {name: dict(labels)}
 
 
-def _plain(body: Mapping[str, Any]) -> Obj:
-    """A plain deep copy of kopf's body view: the reconcile may keep it across events."""
-    return copy.deepcopy({key: body[key] for key in body})
+def _plain(body: Mapping[str, Any], drop: tuple[str, ...] = ()) -> Obj:
+    """A plain deep copy of kopf's body view (the reconcile may keep it across events),
+    without `drop` and without metadata.managedFields (server-side apply's bookkeeping,
+    often the largest part of an object, which nothing here reads)."""
+    plain = copy.deepcopy({key: body[key] for key in body if key not in drop})
+    if isinstance(plain.get("metadata"), dict):
+        plain["metadata"].pop("managedFields", None)
+    return plain
 
 
 def _version(obj: Obj) -> int | None:
