@@ -63,24 +63,6 @@ class _Written:
     expires: float
 
 
-def index_cluster(namespace: str, name: str, body: Mapping[str, Any], **_: Any) -> dict[Key, Obj]:
-    return {(namespace, name): _plain(body)}
-
-
-def index_pod(namespace: str, labels: Mapping[str, str], body: Mapping[str, Any], **_: Any) -> dict[Key, Obj]:
-    # The reconcile reads a pod's metadata and status only; the spec (the environment, probes,
-    # volumes) is most of a pod's size, times every replica.
-    return {(namespace, labels[constants.LABEL_CLUSTER]): _plain(body, drop=("spec",))}
-
-
-def index_budget(namespace: str, name: str, body: Mapping[str, Any], **_: Any) -> dict[Key, Obj]:
-    return {(namespace, name): _plain(body)}
-
-
-def index_namespace(name: str, labels: Mapping[str, str], **_: Any) -> dict[str, dict[str, str]]:
-    return {name: dict(labels)}
-
-
 def _plain(body: Mapping[str, Any], drop: tuple[str, ...] = ()) -> Obj:
     """A plain deep copy of kopf's body view (the reconcile may keep it across events),
     without `drop` and without metadata.managedFields (server-side apply's bookkeeping,
@@ -107,6 +89,35 @@ class WatchCache:
         self.synced = asyncio.Event()
         # (kind, namespace, name) -> the operator's own write, until the watch has it.
         self._written: dict[tuple[str, str, str], _Written] = {}
+
+    # --- kopf's index functions (registered in handlers.Operator.register) -------------------------
+    # kopf calls these on every event but DELETED (it drops the entry itself); each also ends
+    # the operator's own copy of that object once the watch has delivered its version, so a
+    # copy never outlives the object (a pod created, then deleted before any read).
+    def index_cluster(self, namespace: str, name: str, body: Mapping[str, Any], **_: Any) -> dict[Key, Obj]:
+        return {(namespace, name): self._delivered("AgentCluster", namespace, name, _plain(body))}
+
+    def index_pod(self, namespace: str, name: str, labels: Mapping[str, str], body: Mapping[str, Any],
+                  **_: Any) -> dict[Key, Obj]:
+        # The reconcile reads a pod's metadata and status only; the spec (the environment,
+        # probes, volumes) is most of a pod's size, times every replica.
+        return {(namespace, labels[constants.LABEL_CLUSTER]):
+                self._delivered("Pod", namespace, name, _plain(body, drop=("spec",)))}
+
+    def index_budget(self, namespace: str, name: str, body: Mapping[str, Any], **_: Any) -> dict[Key, Obj]:
+        return {(namespace, name): self._delivered("PodDisruptionBudget", namespace, name, _plain(body))}
+
+    @staticmethod
+    def index_namespace(name: str, labels: Mapping[str, str], **_: Any) -> dict[str, dict[str, str]]:
+        return {name: dict(labels)}
+
+    def _delivered(self, kind: str, namespace: str, name: str, obj: Obj) -> Obj:
+        written = self._written.get((kind, namespace, name))
+        seen = _version(obj)
+        if (written is not None and written.obj is not None and seen is not None
+                and written.version is not None and seen >= written.version):
+            del self._written[(kind, namespace, name)]
+        return obj
 
     def attach(self, indexes: Mapping[str, Mapping[Any, Iterable[Any]]]) -> None:
         """Keep kopf's live index objects (given to the startup handler as keyword arguments)."""

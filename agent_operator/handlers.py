@@ -67,10 +67,10 @@ class Operator:
         on.event(*CLUSTER, registry=registry)(self.cluster_event)
         replica_pods = {constants.LABEL_CLUSTER: kopf.PRESENT}
         on.event(*REPLICA_POD, labels=replica_pods, registry=registry)(self.pod_event)
-        kopf.index(*CLUSTER, id=cache.CLUSTERS, registry=registry)(cache.index_cluster)
-        kopf.index(*REPLICA_POD, labels=replica_pods, id=cache.PODS, registry=registry)(cache.index_pod)
-        kopf.index(*BUDGET, id=cache.BUDGETS, registry=registry)(cache.index_budget)
-        kopf.index(*NAMESPACE, id=cache.NAMESPACES, registry=registry)(cache.index_namespace)
+        kopf.index(*CLUSTER, id=cache.CLUSTERS, registry=registry)(self.cache.index_cluster)
+        kopf.index(*REPLICA_POD, labels=replica_pods, id=cache.PODS, registry=registry)(self.cache.index_pod)
+        kopf.index(*BUDGET, id=cache.BUDGETS, registry=registry)(self.cache.index_budget)
+        kopf.index(*NAMESPACE, id=cache.NAMESPACES, registry=registry)(self.cache.index_namespace)
         # kopf calls no event handler before every index has its initial listing, and there is
         # always a namespace: its first event says the cache is synced.
         on.event(*NAMESPACE, registry=registry)(self.namespace_event)

@@ -126,9 +126,10 @@ class Kube:
 
     async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> None:
         body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid) if uid else None)
-        # A graceful delete answers with the pod, now carrying its deletionTimestamp.
-        self._wrote(await _call(self.core.delete_namespaced_pod, name, namespace, body=body, raw=True,
-                                not_found=None))
+        # Not handed to the cache: the pod will vanish from the watch, and a copy kept meanwhile
+        # would outlive it; a pass that still sees the pod without its deletionTimestamp deletes
+        # it again (harmless: same uid, or NotFound).
+        await _call(self.core.delete_namespaced_pod, name, namespace, body=body, raw=True, not_found=None)
 
     # --- PodDisruptionBudgets ------------------------------------------------------------
     async def get_budget(self, namespace: str, name: str) -> Obj | None:

@@ -95,3 +95,29 @@ def test_unknown_namespace_has_no_labels():
 
     assert watch.namespace_labels("team") == {"agentclusters.io/tier": "pro"}
     assert watch.namespace_labels("other") is None
+
+
+def test_created_pod_deleted_before_any_read_is_not_listed():
+    pods: dict = {}
+    watch = watch_cache(pods=pods)
+    created = pod("a-one", "a", 5)
+    watch.wrote(created)
+    # The watch delivers the creation (kopf calls the index function), then the deletion
+    # (kopf drops the entry itself), with no read in between.
+    pods.update(watch.index_pod(namespace="ns", name="a-one", labels=created["metadata"]["labels"],
+                                body=created))
+    pods.clear()
+
+    assert watch.pods("ns", "a") == []
+
+
+def test_indexed_pod_keeps_metadata_and_status_not_spec():
+    body = {**pod("a-one", "a", 5, managedFields=[{"manager": "kubectl"}]),
+            "spec": {"containers": []}, "status": {"phase": "Running"}}
+
+    [(key, indexed)] = cache.WatchCache().index_pod(namespace="ns", name="a-one",
+                                                    labels=body["metadata"]["labels"], body=body).items()
+
+    assert key == ("ns", "a")
+    assert indexed["status"] == {"phase": "Running"} and "spec" not in indexed
+    assert "managedFields" not in indexed["metadata"]
