@@ -501,6 +501,12 @@ def render(variants: list[tuple[str, dict[str, Any]]]) -> tuple[str, list[Path]]
         b = by_label["before"]["operator"]["steady"]
         verdicts.append(f"the operator before the watch-fed cache made {b['lists_per_reconcile']:.2f} LIST and "
                         f"{b['gets_per_reconcile']:.2f} GET per steady reconcile")
+        bo = by_label["before"]["operator"]
+        verdicts.append(f"after a restart it took {bo['restart_converged_seconds']:.1f} s to converge (now "
+                        f"{o['restart_converged_seconds']:.1f} s: every pass then waited on five requests); the cache "
+                        f"costs {(o['rss_bytes_steady'] - bo['rss_bytes_steady']) / 2**20:+.0f} MiB of steady "
+                        "resident memory next to it (runs at different times on a shared machine: memory and "
+                        "times compare loosely, request counts exactly)")
     rss = max(o["rss_bytes_steady"], o["rss_bytes_after_restart"])
     verdicts.append(f"resident memory peaked at {_mib(rss)} "
                     f"({'within' if rss <= 150 * 2**20 else 'over'} the 150 MiB goal)")
@@ -516,7 +522,11 @@ def render(variants: list[tuple[str, dict[str, Any]]]) -> tuple[str, list[Path]]
         + ("The reads that remain per reconcile: " + ", ".join(f"{k} {v:.2f}" for k, v in remaining.items())
            + " (the metric has no user label: another client's reads in the window count too). "
            if remaining else "")
-        + "The restart converges on a warm start: the pods kept running, so a new operator's work is one "
+        + "Not counted: the two Secrets the operator reads by name (the namespace's runtime Secret and its "
+        "replica token Secret), each checked once per resync interval per namespace and per cluster "
+        "respectively (`credentials.py`, `replica_auth.py`): Secrets are not watched, since a watch would "
+        "need every Secret of every namespace. "
+        "The restart converges on a warm start: the pods kept running, so a new operator's work is one "
         "pass over every cluster from its watch-fed cache (kopf's initial LIST of each kind, then "
         "reads from memory); the figure does not include recreating pods.")
     return "\n\n".join(parts), plots
