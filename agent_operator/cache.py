@@ -13,10 +13,12 @@ Staleness, and why it is safe:
   server answers 409 and the pass runs again, `workqueue.CONFLICT_RETRY_SECONDS` later) or is
   idempotent against the real object (a pod created twice: AlreadyExists; deleted twice:
   NotFound).
-- The operator's own writes are seen at once (read-your-writes): every object a write returns
-  is kept in `_written` until the watch delivers that version or a newer one. Without it, a
-  pod event arriving before the cluster's status patch would let the next pass allocate the
-  same scale-up again.
+- The operator's own writes are seen at once (read-your-writes): every object a create or
+  patch returns is kept in `_written` until the watch delivers that version or a newer one
+  (kopf's index functions end it; a read that finds the watch caught up does too). Without it,
+  a pod event arriving before the cluster's status patch would let the next pass allocate the
+  same scale-up again. Pod deletions are not kept: the pod vanishes from the watch, and a copy
+  would outlive it.
 - Absence is the dangerous reading (an AgentCluster missing from the cache is archived as
   gone), so the reconcile confirms it with a GET (`Kube.get_cluster(fresh=True)`): that costs
   one request per deleted cluster, never one per settled pass.
