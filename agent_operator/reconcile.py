@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
-from collections.abc import Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import pydantic
@@ -180,7 +181,8 @@ async def _retire_scaled_down(
             await cluster_store.archive_member(ctx.db, meta["namespace"], meta["name"], member.name)
             gone.add(member.name)
         elif not pod["metadata"].get("deletionTimestamp"):
-            stopping.append(ctx.kube.delete_pod(meta["namespace"], member.pod, pod["metadata"]["uid"]))
+            stopping.append(functools.partial(ctx.kube.delete_pod, meta["namespace"], member.pod,
+                                              pod["metadata"]["uid"]))
     await _concurrently(stopping)
     if not gone:
         return current
@@ -231,7 +233,7 @@ async def _ensure_member_pods(
                 f"pod {member.pod} of replica {member.name} was gone; recreated it with the same identity",
             )
 
-    await _concurrently(create(member) for member in missing)
+    await _concurrently(functools.partial(create, member) for member in missing)
 
 
 async def _roll_outdated_pod(
@@ -307,14 +309,15 @@ async def _write_status(
 
 
 # --- helpers ---------------------------------------------------------------------------------
-async def _concurrently(calls: Iterable[Coroutine[Any, Any, None]]) -> None:
+async def _concurrently(calls: Iterable[Callable[[], Awaitable[object]]]) -> None:
     """Run pod creates or deletes POD_CALLS_AT_ONCE at a time; the first error cancels the rest
-    (the next pass does what is left: each call is idempotent)."""
+    (the next pass does what is left: each call is idempotent). Each call's coroutine is made
+    only once it may run, so a call cancelled before its turn leaves no coroutine behind."""
     limit = asyncio.Semaphore(POD_CALLS_AT_ONCE)
 
-    async def bounded(call: Coroutine[Any, Any, None]) -> None:
+    async def bounded(call: Callable[[], Awaitable[object]]) -> None:
         async with limit:
-            await call
+            await call()
 
     async with asyncio.TaskGroup() as group:
         for call in calls:
