@@ -10,8 +10,9 @@ protect nothing). The kube-controller-manager's disruption controller counts the
 The budget only limits *evictions* (drains, the descheduler, `kubectl drain`); the operator's
 own scale-down and rollouts delete pods directly and are not held by it.
 
-`build` is pure; `ensure` costs one GET per reconcile, and a write only when something changes
-(or, at most once per reconcile, to make the disruption controller retry a failed budget).
+`build` is pure; `ensure` reads the budget from the operator's watch-fed cache (`cache.py`: no
+request), and writes only when something changes (or, at most once per reconcile, to make the
+disruption controller retry a failed budget).
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ async def ensure(ctx: Context, obj: Obj, spec: models.AgentClusterSpec) -> None:
             "rename or delete that budget")
     if want is None:
         if have is not None:
-            await ctx.kube.delete_budget(namespace, name, have["metadata"]["uid"])
+            await ctx.kube.delete_budget(namespace, name, have["metadata"]["uid"],
+                                        have["metadata"].get("resourceVersion"))
             await ctx.kube.create_event(obj, "Normal", EVENT_DELETED,
                                         f"deleted PodDisruptionBudget {name}: fewer than {MIN_REPLICAS} replicas")
         return

@@ -1,7 +1,9 @@
 """kopf wiring, kept thin: events enqueue a key, the work queue calls `reconcile`.
 
 AgentCluster events and pod events (by the cluster label) both enqueue the cluster; a resync
-loop enqueues every cluster periodically; nothing else decides anything here. The admission
+loop enqueues every cluster periodically; nothing else decides anything here. kopf indexes of
+AgentClusters, replica pods, PodDisruptionBudgets and namespaces feed the reconcile's reads
+(`cache.py`). The admission
 handlers call the pure checks in `admission.py`. With leader election (`leadership.py`) the
 queue and the resync run only while this replica holds the Lease; admission runs always.
 """
@@ -20,7 +22,7 @@ import redis.asyncio as aioredis
 
 from agent_api import constants, secret_refs, tiers
 from agent_api.db import cluster_store, migrate
-from agent_operator import admission, kube, leadership, metrics, reconcile
+from agent_operator import admission, cache, kube, leadership, metrics, reconcile
 from agent_operator.context import Context
 from agent_operator.settings import OperatorSettings
 from agent_operator.webhook_tls import self_signed
@@ -29,6 +31,9 @@ from agent_operator.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 
 CLUSTER = (constants.GROUP, constants.VERSION, constants.PLURAL)
+REPLICA_POD = ("", "v1", "pods")
+BUDGET = ("policy", "v1", "poddisruptionbudgets")
+NAMESPACE = ("", "v1", "namespaces")
 
 
 class Operator:
@@ -50,6 +55,8 @@ class Operator:
         self.resync: asyncio.Task[None] | None = None
         self.elector: leadership.LeaseElector | None = None
         self.election: asyncio.Task[None] | None = None
+        # Fed by kopf's watches in every replica, leader or not: a new leader starts warm.
+        self.cache = cache.WatchCache()
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
         on = kopf.on
@@ -58,8 +65,15 @@ class Operator:
         on.startup(registry=registry)(self.startup)
         on.cleanup(registry=registry)(self.cleanup)
         on.event(*CLUSTER, registry=registry)(self.cluster_event)
-        on.event("", "v1", "pods", labels={constants.LABEL_CLUSTER: kopf.PRESENT},
-                 registry=registry)(self.pod_event)
+        replica_pods = {constants.LABEL_CLUSTER: kopf.PRESENT}
+        on.event(*REPLICA_POD, labels=replica_pods, registry=registry)(self.pod_event)
+        kopf.index(*CLUSTER, id=cache.CLUSTERS, registry=registry)(self.cache.index_cluster)
+        kopf.index(*REPLICA_POD, labels=replica_pods, id=cache.PODS, registry=registry)(self.cache.index_pod)
+        kopf.index(*BUDGET, id=cache.BUDGETS, registry=registry)(self.cache.index_budget)
+        kopf.index(*NAMESPACE, id=cache.NAMESPACES, registry=registry)(self.cache.index_namespace)
+        # kopf calls no event handler before every index has its initial listing, and there is
+        # always a namespace: its first event says the cache is synced.
+        on.event(*NAMESPACE, registry=registry)(self.namespace_event)
         if self.settings.webhook is not None:
             # persistent: kopf leaves these webhooks in the configuration when this process
             # stops, so one replica's shutdown does not switch admission off for the others
@@ -74,7 +88,8 @@ class Operator:
         """In a pod: the service account; elsewhere: $KUBECONFIG (read at call time)."""
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
-    async def startup(self, settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def startup(self, settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+        self.cache.attach(kwargs)  # kopf's live indexes, passed by their ids
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 120
         settings.watching.client_timeout = 150
@@ -116,7 +131,7 @@ class Operator:
         fence = self.elector.holds_lease if self.elector is not None else (lambda: True)
         fenced = leadership.FencedApiClient(self.ctx.kube.api_client.configuration, fence,
                                             leadership.identity())
-        self.term = Context(kube=kube.Kube(fenced), settings=self.settings, db=self.ctx.db,
+        self.term = Context(kube=kube.Kube(fenced, self.cache), settings=self.settings, db=self.ctx.db,
                             redis=self.ctx.redis)
         self.queue = WorkQueue(self.metrics.timed(self._reconcile), self.settings.workers)
         self.metrics.leading(True)
@@ -158,6 +173,9 @@ class Operator:
     def pod_event(self, labels: kopf.Labels, namespace: str, **_: Any) -> None:
         self._enqueue(namespace, labels[constants.LABEL_CLUSTER])
 
+    def namespace_event(self, **_: Any) -> None:
+        self.cache.synced.set()
+
     def _enqueue(self, namespace: str, name: str) -> None:
         if self.queue is not None:
             self.queue.add((namespace, name))
@@ -171,6 +189,9 @@ class Operator:
         """Level-based safety net: every cluster is looked at periodically, events or not."""
         assert self.term is not None and self.queue is not None
         ctx, queue = self.term, self.queue
+        # The reconcile reads the watch-fed cache: nothing is enqueued before it has its first
+        # full listing (a cluster missing from a half-filled cache would look deleted).
+        await self.cache.synced.wait()
         # A new leader looks at every cluster at once (it may take over mid scale-up), then
         # every resyncSeconds.
         while True:
@@ -180,7 +201,7 @@ class Operator:
                 recorded = await cluster_store.clusters_with_live_members(ctx.db)
                 listed = set()
                 for namespace in self.namespaces or [None]:
-                    for obj in await ctx.kube.list_all_clusters(namespace):
+                    for obj in await ctx.kube.list_all_clusters(namespace):  # from the cache
                         listed.add((obj["metadata"]["namespace"], obj["metadata"]["name"]))
                 watched = {key for key in recorded if not self.namespaces or key[0] in self.namespaces}
                 # Listed clusters, and recorded ones whose AgentCluster is gone (deleted while

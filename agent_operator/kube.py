@@ -16,6 +16,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from agent_api import constants
+from agent_operator.cache import WatchCache
 
 Obj = dict[str, Any]
 
@@ -44,15 +45,22 @@ def load_client(kubeconfig: str | None = None) -> client.ApiClient:
 
 
 class Kube:
-    def __init__(self, api_client: client.ApiClient) -> None:
+    """With a `cache` (the reconcile's), reads come from kopf's watches (`cache.py`) and every
+    write's answer is handed to the cache; without one (admission), every read is a request."""
+
+    def __init__(self, api_client: client.ApiClient, cache: WatchCache | None = None) -> None:
         self.api_client = api_client
+        self.cache = cache
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.authz = client.AuthorizationV1Api(api_client)
         self.policy = client.PolicyV1Api(api_client)
 
     # --- AgentClusters ---------------------------------------------------------------
-    async def get_cluster(self, namespace: str, name: str) -> Obj | None:
+    async def get_cluster(self, namespace: str, name: str, *, fresh: bool = False) -> Obj | None:
+        """`fresh`: ask the API server even with a cache (to confirm an absence)."""
+        if self.cache is not None and not fresh:
+            return self.cache.cluster(namespace, name)
         return await _call(
             self.custom.get_namespaced_custom_object,
             constants.GROUP, constants.VERSION, namespace, constants.PLURAL, name,
@@ -60,6 +68,8 @@ class Kube:
         )
 
     async def list_clusters(self, namespace: str) -> list[Obj]:
+        if self.cache is not None:
+            return self.cache.clusters(namespace)
         result = await _call(
             self.custom.list_namespaced_custom_object,
             constants.GROUP, constants.VERSION, namespace, constants.PLURAL,
@@ -68,6 +78,8 @@ class Kube:
 
     async def list_all_clusters(self, namespace: str | None) -> list[Obj]:
         """Every AgentCluster in `namespace`, or in the whole cluster for None."""
+        if self.cache is not None:
+            return self.cache.clusters(namespace)
         if namespace is not None:
             return await self.list_clusters(namespace)
         result = await _call(
@@ -78,23 +90,25 @@ class Kube:
     async def patch_cluster_status(self, namespace: str, name: str, status: Obj, resource_version: str) -> Obj:
         """Replace status; the resourceVersion precondition turns a lost race into Conflict."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
-        return await _call(
+        return self._wrote(await _call(
             self.custom.patch_namespaced_custom_object_status,
             constants.GROUP, constants.VERSION, namespace, constants.PLURAL, name, body,
-        )
+        ))
 
     async def patch_cluster_finalizers(
         self, namespace: str, name: str, finalizers: list[str], resource_version: str
     ) -> Obj | None:
         body = {"metadata": {"resourceVersion": resource_version, "finalizers": finalizers}}
-        return await _call(
+        return self._wrote(await _call(
             self.custom.patch_namespaced_custom_object,
             constants.GROUP, constants.VERSION, namespace, constants.PLURAL, name, body,
             not_found=None,
-        )
+        ))
 
     # --- Pods --------------------------------------------------------------------------
     async def list_pods(self, namespace: str, cluster: str) -> list[Obj]:
+        if self.cache is not None:
+            return self.cache.pods(namespace, cluster)
         result = await _call(
             self.core.list_namespaced_pod, namespace,
             label_selector=f"{constants.LABEL_CLUSTER}={cluster}", raw=True,
@@ -105,37 +119,49 @@ class Kube:
         """Create; False if a pod of that name already exists. Raises Refused with the API
         server's message when it refuses the pod, whatever the reason."""
         try:
-            return await _call(self.core.create_namespaced_pod, namespace, pod, raw=True,
-                               exists=False) is not False
+            created = await _call(self.core.create_namespaced_pod, namespace, pod, raw=True, exists=False)
         except ApiException as error:
             raise Refused(f"{error.status} {error.reason}: {_message(error)}") from error
+        return self._wrote(created) is not False
 
     async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> None:
         body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid) if uid else None)
+        # Not handed to the cache: the pod will vanish from the watch, and a copy kept meanwhile
+        # would outlive it; a pass that still sees the pod without its deletionTimestamp deletes
+        # it again (harmless: same uid, or NotFound).
         await _call(self.core.delete_namespaced_pod, name, namespace, body=body, raw=True, not_found=None)
 
     # --- PodDisruptionBudgets ------------------------------------------------------------
     async def get_budget(self, namespace: str, name: str) -> Obj | None:
+        if self.cache is not None:
+            return self.cache.budget(namespace, name)
         return await _call(self.policy.read_namespaced_pod_disruption_budget, name, namespace,
                            raw=True, not_found=None)
 
     async def create_budget(self, namespace: str, budget: Obj) -> None:
         """Create; one created meanwhile (by another pass) is the next pass's to compare."""
-        await _call(self.policy.create_namespaced_pod_disruption_budget, namespace, budget, raw=True,
-                    exists=None)
+        self._wrote(await _call(self.policy.create_namespaced_pod_disruption_budget, namespace, budget,
+                                raw=True, exists=None))
 
     async def patch_budget(self, namespace: str, name: str, patch: Obj, resource_version: str) -> None:
         """Patch the budget read at `resource_version` (a lost race raises Conflict)."""
         body = {**patch, "metadata": {**patch.get("metadata", {}), "resourceVersion": resource_version}}
-        await _call(self.policy.patch_namespaced_pod_disruption_budget, name, namespace, body, raw=True)
+        self._wrote(await _call(self.policy.patch_namespaced_pod_disruption_budget, name, namespace, body,
+                                raw=True))
 
-    async def delete_budget(self, namespace: str, name: str, uid: str) -> None:
+    async def delete_budget(self, namespace: str, name: str, uid: str, resource_version: str | None = None) -> None:
+        """Delete the budget of that uid (read at `resource_version`, which the cache then
+        treats as deleted until the watch agrees)."""
         body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
         await _call(self.policy.delete_namespaced_pod_disruption_budget, name, namespace, body=body,
                     raw=True, not_found=None)
+        if self.cache is not None:
+            self.cache.deleted("PodDisruptionBudget", namespace, name, resource_version)
 
     # --- Namespaces, Secrets, Events ---------------------------------------------------
     async def namespace_labels(self, namespace: str) -> dict[str, str]:
+        if self.cache is not None and (labels := self.cache.namespace_labels(namespace)) is not None:
+            return labels
         result = await _call(self.core.read_namespace, namespace, raw=True)
         return result["metadata"].get("labels") or {}
 
@@ -162,6 +188,12 @@ class Kube:
 
     async def read_secret(self, namespace: str, name: str) -> Obj | None:
         return await _call(self.core.read_namespaced_secret, name, namespace, raw=True, not_found=None)
+
+    def _wrote(self, result: Any) -> Any:
+        """Hand a write's answer (an object) to the cache; returns it unchanged."""
+        if self.cache is not None and isinstance(result, dict):
+            self.cache.wrote(result)
+        return result
 
     # --- Authorization ----------------------------------------------------------------
     async def secrets_denied(self, user: Obj, namespace: str, names: list[str]) -> list[str]:

@@ -19,6 +19,7 @@ someone must remember to clear.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import json
 import logging
@@ -35,6 +36,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger(__name__)
+
+LEASE_THREADS = 3
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -98,6 +101,11 @@ class LeaseElector:
         self.coordination = client.CoordinationV1Api(api_client)
         self.namespace, self.name, self.holder, self.timing = namespace, name, holder, timing
         self._valid_until = 0.0  # monotonic; read from worker threads by `holds_lease`
+        # The Lease's own threads: in asyncio's default pool a renewal would queue behind the
+        # reconciles' API calls (pod creates run several at a time) and miss its deadline on a
+        # busy machine. Several, so one hung request cannot block the next attempts.
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=LEASE_THREADS,
+                                                               thread_name_prefix="lease")
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
         self._resource_version: str | None = None
@@ -144,7 +152,8 @@ class LeaseElector:
         if self._leading:  # a renewal that would end after the deadline is worth nothing
             timeout = max(0.05, self._valid_until - started)
         try:
-            return await asyncio.wait_for(asyncio.to_thread(self._try_acquire_or_renew), timeout)
+            return await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(self._executor, self._try_acquire_or_renew), timeout)
         except TimeoutError:
             log.warning("leader election: Lease %s/%s: no answer within %.1fs", self.namespace,
                         self.name, timeout)
@@ -225,7 +234,8 @@ class LeaseElector:
             return
         self._leading = False
         try:
-            await asyncio.wait_for(asyncio.to_thread(self._release), self.timing.renew_deadline)
+            await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(self._executor, self._release),
+                                   self.timing.renew_deadline)
             log.info("leader election: %s released Lease %s/%s", self.holder, self.namespace, self.name)
         except Exception as error:  # the others take over after leaseDuration instead
             log.warning("leader election: could not release Lease %s/%s: %s", self.namespace, self.name, error)

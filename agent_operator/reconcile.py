@@ -1,8 +1,10 @@
 """The one reconcile: observe an AgentCluster and its pods, then converge, step by step.
 
-Level-based and idempotent: it reads everything it needs each time and treats "already done"
-as success, so AgentCluster events, pod events, the periodic resync and a restarted operator
-all simply call it again. Each step is one line in `reconcile()`; the order matters:
+Level-based and idempotent: it reads everything it needs each time (AgentClusters, pods,
+budgets and namespace labels from the watch-fed cache, `cache.py`: a settled pass sends no read
+request) and treats "already done" as success, so AgentCluster events, pod events, the
+periodic resync and a restarted operator all simply call it again. Each step is one line in
+`reconcile()`; the order matters:
 
 1. names are chosen and written to `status.members` before any pod exists for them;
 2. scaled-down members are marked Terminating in status before their pods are deleted;
@@ -13,8 +15,11 @@ all simply call it again. Each step is one line in `reconcile()`; the order matt
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import pydantic
@@ -44,11 +49,18 @@ BUSY_REQUEUE_SECONDS = 2.0
 # ResourceQuota, a LimitRange, a webhook), none of which sends the operator an event: look
 # again, but not at the busy pace, which would be one refused API call every 2 s.
 REFUSED_REQUEUE_SECONDS = 10.0
+# Pod creates and deletes in flight at once for one cluster: the API calls run in asyncio's
+# default thread pool (min(32, cores + 4) threads) over the client's connection pool.
+POD_CALLS_AT_ONCE = 8
 
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     """Converge one AgentCluster; returns seconds until it wants another look (None: resync)."""
     obj = await ctx.kube.get_cluster(namespace, name)
+    if obj is None:
+        # The watch-fed cache says it is gone; archiving is not undone, so ask the API server
+        # (one GET per deleted cluster, none per settled pass).
+        obj = await ctx.kube.get_cluster(namespace, name, fresh=True)
     if obj is None:
         await deletion.archive_gone(ctx, namespace, name)
         return None
@@ -160,6 +172,7 @@ async def _retire_scaled_down(
     """Stop the pods of Terminating members; archive those whose pods are gone."""
     meta = obj["metadata"]
     gone: set[str] = set()
+    stopping = []
     for member in current.members:
         if member.phase != membership.TERMINATING:
             continue
@@ -168,7 +181,9 @@ async def _retire_scaled_down(
             await cluster_store.archive_member(ctx.db, meta["namespace"], meta["name"], member.name)
             gone.add(member.name)
         elif not pod["metadata"].get("deletionTimestamp"):
-            await ctx.kube.delete_pod(meta["namespace"], member.pod, pod["metadata"]["uid"])
+            stopping.append(functools.partial(ctx.kube.delete_pod, meta["namespace"], member.pod,
+                                              pod["metadata"]["uid"]))
+    await _concurrently(stopping)
     if not gone:
         return current
     current.members = [m for m in current.members if m.name not in gone]
@@ -188,31 +203,37 @@ async def _ensure_member_pods(
     ctx: Context, obj: Obj, current: models.AgentClusterStatus, cluster_pods: dict[str, Obj],
     tier: tiers.Tier, credentials_version: str, seen: status.Observation,
 ) -> None:
-    """One pod per live member; a lost or failed pod comes back under the same name."""
+    """One pod per live member; a lost or failed pod comes back under the same name. Missing
+    pods are created concurrently (a scale-up of 50 is 50 creates, not 50 round trips in a
+    row; the StatefulSet controller's Parallel policy does the same)."""
     namespace = obj["metadata"]["namespace"]
+    missing = []
     for member in membership.live(current.members):
         pod = cluster_pods.get(member.pod)
         if pod is not None and (pod.get("status") or {}).get("phase") == "Failed":
             if not pod["metadata"].get("deletionTimestamp"):
                 await ctx.kube.delete_pod(namespace, member.pod, pod["metadata"]["uid"])
             seen.failing[member.name] = status.failure_of(pod) or "pod failed"
-            continue
-        if pod is None:
-            try:
-                created = await ctx.kube.create_pod(
-                    namespace, pods.build(obj, member, tier, ctx.settings, credentials_version))
-            except kube.Refused as refused:
-                seen.refused[member.name] = str(refused)
-                await _warn_refused_once(ctx, obj, current, member.name, str(refused))
-                continue
-            if created and member.phase != membership.ALLOCATED:
-                await ctx.kube.create_event(
-                    obj, "Normal", constants.EVENT_REPLICA_RECREATED,
-                    f"pod {member.pod} of replica {member.name} was gone; recreated it with the same identity",
-                )
-            continue
-        if why := status.failure_of(pod):
+        elif pod is None:
+            missing.append(member)
+        elif why := status.failure_of(pod):
             seen.failing[member.name] = why
+
+    async def create(member: models.Member) -> None:
+        try:
+            created = await ctx.kube.create_pod(
+                namespace, pods.build(obj, member, tier, ctx.settings, credentials_version))
+        except kube.Refused as refused:
+            seen.refused[member.name] = str(refused)
+            await _warn_refused_once(ctx, obj, current, member.name, str(refused))
+            return
+        if created and member.phase != membership.ALLOCATED:
+            await ctx.kube.create_event(
+                obj, "Normal", constants.EVENT_REPLICA_RECREATED,
+                f"pod {member.pod} of replica {member.name} was gone; recreated it with the same identity",
+            )
+
+    await _concurrently(functools.partial(create, member) for member in missing)
 
 
 async def _roll_outdated_pod(
@@ -288,6 +309,21 @@ async def _write_status(
 
 
 # --- helpers ---------------------------------------------------------------------------------
+async def _concurrently(calls: Iterable[Callable[[], Awaitable[object]]]) -> None:
+    """Run pod creates or deletes POD_CALLS_AT_ONCE at a time; the first error cancels the rest
+    (the next pass does what is left: each call is idempotent). Each call's coroutine is made
+    only once it may run, so a call cancelled before its turn leaves no coroutine behind."""
+    limit = asyncio.Semaphore(POD_CALLS_AT_ONCE)
+
+    async def bounded(call: Callable[[], Awaitable[object]]) -> None:
+        async with limit:
+            await call()
+
+    async with asyncio.TaskGroup() as group:
+        for call in calls:
+            group.create_task(bounded(call))
+
+
 def _status_of(obj: Obj) -> models.AgentClusterStatus:
     return models.AgentClusterStatus.model_validate(obj.get("status") or {})
 

@@ -20,6 +20,10 @@ Key = tuple[str, str]  # (namespace, name)
 Reconcile = Callable[[str, str], Awaitable[float | None]]
 
 MAX_BACKOFF_SECONDS = 60.0
+# A 409 means the object read was older than the API server's: the reconcile reads from a
+# watch-fed cache, which has the newer version a few milliseconds later. Looking again at once
+# would read the same old copy and spin on 409s.
+CONFLICT_RETRY_SECONDS = 0.2
 
 
 class WorkQueue:
@@ -80,8 +84,8 @@ class WorkQueue:
                 if again is not None:
                     self.add_after(key, again)
             except Conflict:
-                # Someone wrote the object since we read it: simply look again.
-                self._dirty.add(key)
+                # Someone wrote the object since we read it: look again once the watch has it.
+                self.add_after(key, CONFLICT_RETRY_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench import chaos, claims, drain, environment, gateway, idle, lateness, report, tenancy, thousand
+from bench import chaos, claims, drain, environment, gateway, idle, lateness, report, scale, tenancy, thousand
 
 BENCHMARKS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "claims": claims.run,
@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "idle": idle.run,
     "gateway": gateway.run,
     "chaos": chaos.run,  # its own devcluster, PostgreSQL and Redis; 1 minute with --quick
+    "scale": scale.run,
     # Last: it brings the most load, and needs PgBouncer.
     "thousand": thousand.run,
 }

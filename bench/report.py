@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 from matplotlib import pyplot  # after use(): the backend is chosen before pyplot loads
 
-from bench import environment, gateway
+from bench import environment, gateway, scale
 from bench.chaos import render as chaos_render
 
 REPORT = environment.BENCH_DIR / "RESULTS.md"
@@ -412,4 +412,5 @@ RENDERERS: dict[str, Callable[[Variants], tuple[str, list[Path]]]] = {
     "drain": drain, "lateness": lateness, "idle": idle, "thousand": thousand, "claims": claims,
     "tenancy": tenancy, "gateway": gateway.render,
     "chaos": chaos_render.render,
+    "scale": scale.render,
 }

@@ -410,14 +410,18 @@ ALLOWED = [
     ("patch", "secrets/agentclusters-replica-tokens", None),
     ("get", "secrets/agentclusters-replica-tokens", None),
     ("create", "events", None),
-    # The PodDisruptionBudget of each AgentCluster of 2+ replicas (agent_operator/disruption.py).
-    ("get", "poddisruptionbudgets.policy", None),
+    # The PodDisruptionBudget of each AgentCluster of 2+ replicas (agent_operator/disruption.py),
+    # read from kopf's watch (agent_operator/cache.py).
+    ("list", "poddisruptionbudgets.policy", None),
+    ("watch", "poddisruptionbudgets.policy", None),
     ("create", "poddisruptionbudgets.policy", None),
     ("patch", "poddisruptionbudgets.policy", None),
     ("delete", "poddisruptionbudgets.policy", None),
 ]
 ALLOWED_CLUSTER = [
     ("get", "namespaces/team-a"),
+    ("list", "namespaces"),  # tier labels, read from kopf's watch (agent_operator/cache.py)
+    ("watch", "namespaces"),
     ("list", "customresourcedefinitions.apiextensions.k8s.io"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
     ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io"),
@@ -440,12 +444,10 @@ DENIED = [
     ("create", "roles.rbac.authorization.k8s.io", None),
     ("delete", "events", None),
     ("create", "serviceaccounts", "token"),
-    ("list", "poddisruptionbudgets.policy", None),
     ("create", "pods", "eviction"),
 ]
 DENIED_CLUSTER = [
     ("delete", "namespaces/team-a"),
-    ("list", "namespaces"),  # only with operator.watchNamespaces
     ("patch", "namespaces/team-a"),
     ("create", "customresourcedefinitions.apiextensions.k8s.io"),
     ("delete", f"validatingwebhookconfigurations.admissionregistration.k8s.io/{WEBHOOK_CONFIGURATION}"),

@@ -105,21 +105,20 @@ def expected_namespaced_rules(runtime_secret: str = "agentclusters-runtime") -> 
         ("", "secrets", "agentclusters-replica-tokens", "get"),
         ("", "secrets", "agentclusters-replica-tokens", "patch"),
         ("", "events", "*", "create"),
-        # Each AgentCluster's PodDisruptionBudget (agent_operator/disruption.py), by name.
-        *{("policy", "poddisruptionbudgets", "*", verb) for verb in ("get", "create", "patch", "delete")},
+        # Each AgentCluster's PodDisruptionBudget (agent_operator/disruption.py), read from kopf's
+        # watch (agent_operator/cache.py).
+        *{("policy", "poddisruptionbudgets", "*", verb) for verb in ("list", "watch", "create", "patch", "delete")},
     }
 
 
-def expected_cluster_rules(webhook_configuration: str | None,
-                           watch_namespaces: bool = False) -> set[tuple[str, str, str, str]]:
+def expected_cluster_rules(webhook_configuration: str | None) -> set[tuple[str, str, str, str]]:
     """The cluster-scoped part: namespace labels, kopf's CRD scanning, the webhook configuration."""
     expected = {
-        ("", "namespaces", "*", "get"),
+        # Tier labels, read from kopf's watch (agent_operator/cache.py); admission gets one.
+        ("", "namespaces", "*", "get"), ("", "namespaces", "*", "list"), ("", "namespaces", "*", "watch"),
         ("apiextensions.k8s.io", "customresourcedefinitions", "*", "list"),
         ("apiextensions.k8s.io", "customresourcedefinitions", "*", "watch"),
     }
-    if watch_namespaces:
-        expected |= {("", "namespaces", "*", "list"), ("", "namespaces", "*", "watch")}
     if webhook_configuration is not None:
         expected |= {
             ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "*", "create"),

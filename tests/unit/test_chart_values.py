@@ -143,8 +143,7 @@ def test_watch_namespaces_binds_namespaced_rights_per_namespace() -> None:
     assert sorted(b["metadata"]["name"] for b in docs if b["kind"] == "ClusterRoleBinding") == \
         ["ac-agent-clusters-cluster", f"{GATEWAY}-auth"]
     cluster = chart.one(docs, "ClusterRole", "ac-agent-clusters-cluster")
-    assert chart.rules(cluster) == chart.expected_cluster_rules(
-        "ac-agent-clusters.agentclusters.io", watch_namespaces=True)
+    assert chart.rules(cluster) == chart.expected_cluster_rules("ac-agent-clusters.agentclusters.io")
     assert _container(docs)["args"] == ["--namespace=team-a", "--namespace=team-b"]
 
 
