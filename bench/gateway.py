@@ -23,7 +23,7 @@ PostgreSQL and the control plane: its own CPU per request is recorded per path
 (`client_cpu_ms`, process time over requests), and so is the gateway's (`gateway_cpu_ms`,
 from /proc), so the reader can tell whose cost a latency is. After the measurement, the
 gateway is profiled under the unpinned chat load at the highest concurrency (py-spy if it is
-on PATH or in $PY_SPY, else no profile), and the top costs are recorded.
+from the bench extra, on PATH or in $PY_SPY, else no profile), and the top costs are recorded.
 """
 
 from __future__ import annotations
@@ -336,7 +336,8 @@ async def measure(stack: Stack, token: str, addresses: dict[str, str], size: dic
 
 
 def _py_spy() -> str | None:
-    return os.environ.get("PY_SPY") or shutil.which("py-spy")
+    beside = Path(sys.executable).parent / "py-spy"  # the bench extra installs it in the venv
+    return os.environ.get("PY_SPY") or shutil.which("py-spy") or (str(beside) if beside.exists() else None)
 
 
 async def profile(stack: Stack, token: str, addresses: dict[str, str], concurrency: int,

@@ -32,7 +32,7 @@ def write() -> list[Path]:
         if not variants:
             continue
         text, plots = render(variants)
-        sections.append(f"## {name}\n\n{_provenance(variants)}\n\n{text}")
+        sections.append(f"## {name}\n\n{_provenance(name, variants)}\n\n{text}")
         written += plots
     REPORT.write_text(HEADER + "\n\n".join(sections) + "\n")
     return [REPORT, *written]
@@ -45,9 +45,11 @@ Every figure comes from a project-owned PostgreSQL started with durable settings
 synchronous_commit and full_page_writes on) on the machine named in its section, a shared,
 noisy 2-core machine: compare figures measured side by side in one run (the ratios), not
 figures from different runs. Rates are medians of the repeats listed with each benchmark.
-A figure labelled `before` was measured on the old scheduler, at the commit it names, with
-the benchmark code of that day (`bench/replicas.py` and `drain.seed_due_fires` then built the
-old scheduler's objects and rows); the unlabelled (`now`) figures are the current code's.
+A figure labelled `before` was measured on the code at the commit it names: for the scheduler
+benchmarks (drain, lateness, idle) the old scheduler, with the benchmark code of that day
+(`bench/replicas.py` and `drain.seed_due_fires` then built the old scheduler's objects and
+rows); for the gateway and scale benchmarks the gateway and operator before their caches. The
+unlabelled (`now`) figures are the current code's.
 
 """
 
@@ -59,13 +61,18 @@ def _variants(results: dict[str, dict[str, Any]], name: str) -> Variants:
     return sorted(found, key=lambda v: (v[0] != "before", v[0]))
 
 
-def _provenance(variants: Variants) -> str:
+# What `before` names, per benchmark: the code at the commit the result records.
+BEFORE = {"drain": "the old scheduler", "lateness": "the old scheduler", "idle": "the old scheduler",
+          "gateway": "the gateway without its caches", "scale": "the operator without its cache"}
+
+
+def _provenance(benchmark: str, variants: Variants) -> str:
     lines = []
     for label, result in variants:
         m, pg = result["machine"], result["postgres"]
         quick = " — **quick (smoke) sizes, not a figure to quote**" if result.get("quick") else ""
         changed = " + uncommitted runtime changes" if m.get("runtime_changed_since_commit") else ""
-        name = "`before` (the old scheduler)" if label == "before" else f"`{label}`"
+        name = f"`before` ({BEFORE.get(benchmark, 'the earlier code')})" if label == "before" else f"`{label}`"
         lines.append(
             f"- {name}: {m['date']}, {m['cores']} cores ({m['cpu']}), "
             f"{m['memory_bytes'] / 2**30:.1f} GiB, PostgreSQL {pg['server_version']} "
