@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 from aiohttp import web
 
-from devcluster import ports
+from tests.support.threaded_endpoint import ThreadedEndpoint
 
 
 @dataclass(frozen=True)
@@ -61,30 +61,22 @@ class Recorder:
     def __init__(self, seed: int, max_seconds: float = 3.0) -> None:
         self.seed = seed
         self.max_seconds = max_seconds
-        self.port = ports.free_port()
         self._lock = threading.Lock()
         self._executions: list[Execution] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="chaos-recorder",
-                                        daemon=True)
-        self._runner: web.AppRunner | None = None
+        # A deep backlog: 25 schedules a second on up to 7 replicas arrive in bursts.
+        self._server = ThreadedEndpoint("chaos-recorder", "/execute", self._execute, backlog=1024)
+        self.port = self._server.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/execute"
+        return self._server.url
 
     def start(self) -> Recorder:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+        self._server.stop()
 
     def executions(self) -> list[Execution]:
         with self._lock:
@@ -92,15 +84,6 @@ class Recorder:
 
     def in_flight(self) -> int:
         return sum(1 for e in self.executions() if e.ended is None)
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/execute", self._execute)
-        # Cancel the handler when the client hangs up: that is how an abort is noticed.
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                                     shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024).start()
 
     async def _execute(self, request: web.Request) -> web.Response:
         started = time.time()

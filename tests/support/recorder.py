@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from aiohttp import web
 
 from devcluster import ports
+from tests.support.threaded_endpoint import ThreadedEndpoint
 
 
 @dataclass(frozen=True)
@@ -68,31 +69,22 @@ class Recorder:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._executions: list[Execution] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="recorder",
-                                        daemon=True)
-        self._runner: web.AppRunner | None = None
+        self._server = ThreadedEndpoint("recorder", "/execute", self._execute, self.port)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/execute"
+        return self._server.url
 
     def function(self, name: str, **http: object) -> dict:
         """A spec function that calls this recorder (`timeoutSeconds`, `retries`, ...)."""
         return {"name": name, "http": {"url": self.url, **http}}
 
     def start(self) -> Recorder:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+        self._server.stop()
 
     def script(self, *statuses: int) -> None:
         """Answer the next requests with these statuses (then 200 again)."""
@@ -137,15 +129,6 @@ class Recorder:
                          for e in executions)
 
     # -- serving, on the recorder's loop ----------------------------------------------------
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/execute", self._execute)  # every method an http function may use
-        # Cancel the handler when the client hangs up: that is how an abort is noticed.
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
-                                     shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 
     async def _execute(self, request: web.Request) -> web.Response:
         body = await request.json()
