@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from devcluster import operator_process, services
 from devcluster.cluster import DevCluster
 from devcluster.processes import Process
-from tests.e2e.helpers import RunningOperator, eventually
+from tests.e2e.helpers import RunningOperator, eventually, wait_for_admission
 
 
 @pytest.fixture(scope="session")
@@ -75,10 +75,13 @@ def operator(devcluster: DevCluster, postgres_server: services.Postgres, redis_s
     replica_auth_key = operator_process.new_replica_auth_key()
 
     def start() -> Process:
-        return operator_process.start(
+        process = operator_process.start(
             state_dir, devcluster.bin_dir / "kubectl", devcluster.kubeconfig, database_url,
             redis_server.url, replica_auth_key, grace_seconds=5,
         )
+        # After other operators (the HA tests) the API server may still call their port.
+        wait_for_admission(devcluster.kubeconfig)
+        return process
 
     running = RunningOperator(start(), database_url, state_dir, start, replica_auth_key)
     try:
