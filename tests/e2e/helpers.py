@@ -108,7 +108,8 @@ def wait_for_admission(kubeconfig: Path, timeout: float = 60) -> None:
     old port). Probed with a server-side dry run of a spec only the webhook refuses."""
     api = client.CustomObjectsApi(config.new_client_from_config(config_file=str(kubeconfig)))
     bad = {"apiVersion": constants.API_VERSION, "kind": constants.KIND, "metadata": {"name": "admission-probe"},
-           "spec": {"replicas": 0, "functions": [{"name": "f", "python": {"entrypoint": "agent_runtime.builtins:echo"}}],
+           "spec": {"replicas": 0,
+                    "functions": [{"name": "f", "python": {"entrypoint": "agent_runtime.builtins:echo"}}],
                     "schedules": [{"name": "s", "function": "f", "cron": "61 * * * *"}]}}
 
     def refused_by_the_webhook() -> bool:
