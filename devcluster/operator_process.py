@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubernetes import client, config
 
-from agent_api import replica_auth
+from agent_api import constants, replica_auth
 from devcluster import crd_wait, ports
 from devcluster.processes import Process
 
@@ -179,3 +180,31 @@ def metrics_url(state_dir: Path, index: int = 0) -> str:
     """Where operator `index` started in `state_dir` serves Prometheus metrics."""
     settings = yaml.safe_load(settings_path(state_dir, index).read_text())
     return f"http://{settings['metricsHost']}:{settings['metricsPort']}/metrics"
+
+
+BAD_CRON_REFUSAL = "is not a valid cron expression"
+
+
+def wait_for_admission(kubeconfig: Path, timeout: float = 60) -> None:
+    """Until the API server reaches a live admission webhook. An operator (re)started after
+    others writes its own port into the webhook configuration, and the API server follows from
+    its watch a moment later: until then a create is refused with "failed calling webhook" (the
+    old port). Probed with a server-side dry run, in `default`, of a spec only the webhook
+    refuses."""
+    api = client.CustomObjectsApi(config.new_client_from_config(config_file=str(kubeconfig)))
+    bad = {"apiVersion": constants.API_VERSION, "kind": constants.KIND, "metadata": {"name": "admission-probe"},
+           "spec": {"replicas": 0,
+                    "functions": [{"name": "f", "python": {"entrypoint": "agent_runtime.builtins:echo"}}],
+                    "schedules": [{"name": "s", "function": "f", "cron": "61 * * * *"}]}}
+
+    def refused_by_the_webhook() -> bool:
+        try:
+            api.create_namespaced_custom_object(constants.GROUP, constants.VERSION, "default",
+                                                constants.PLURAL, bad, dry_run="All")
+        except client.exceptions.ApiException as refused:
+            return BAD_CRON_REFUSAL in (refused.body or "")
+        raise RuntimeError("the admission webhook admitted a spec with a bad cron")
+
+    ports.wait_until(refused_by_the_webhook, timeout=timeout, interval=0.2,
+                     what="the API server reaching the operator's admission webhook")
+

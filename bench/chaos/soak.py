@@ -92,7 +92,8 @@ class StatusSampler:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        if self._thread.ident is not None:  # the soak may fail before the sampler started
+            self._thread.join(timeout=30)
 
     def latest_members(self) -> list[dict[str, Any]]:
         return self.samples[-1]["members"] if self.samples else []

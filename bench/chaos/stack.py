@@ -87,6 +87,8 @@ class Stack:
         self._operator_config = path
         self.operator = operator_process.launch(state_dir, self.devcluster.kubeconfig, path,
                                                 self._replica_auth_key)
+        # In the e2e tier another operator served the webhook a moment ago, on another port.
+        operator_process.wait_for_admission(self.devcluster.kubeconfig)
 
     def restart_operator(self) -> None:
         """SIGKILL the operator (no cleanup, its Lease not released) and start it again."""
@@ -96,6 +98,7 @@ class Stack:
             self.operator.popen.wait(timeout=10)
         self.operator = operator_process.launch(self.work_dir / "operator", self.devcluster.kubeconfig,
                                                 self._operator_config, self._replica_auth_key)
+        operator_process.wait_for_admission(self.devcluster.kubeconfig)
 
     def restart_postgres(self, down_seconds: float) -> None:
         """`pg_ctl stop -m fast` (every session ends), down for a while, started again."""

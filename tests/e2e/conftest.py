@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from devcluster import operator_process, services
 from devcluster.cluster import DevCluster
 from devcluster.processes import Process
-from tests.e2e.helpers import RunningOperator, eventually, wait_for_admission
+from tests.e2e.helpers import RunningOperator, eventually
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +80,7 @@ def operator(devcluster: DevCluster, postgres_server: services.Postgres, redis_s
             redis_server.url, replica_auth_key, grace_seconds=5,
         )
         # After other operators (the HA tests) the API server may still call their port.
-        wait_for_admission(devcluster.kubeconfig)
+        operator_process.wait_for_admission(devcluster.kubeconfig)
         return process
 
     running = RunningOperator(start(), database_url, state_dir, start, replica_auth_key)
