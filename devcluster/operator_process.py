@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client, config
+from kubernetes import client
+from kubernetes import config as config_loader
 
 from agent_api import constants, replica_auth
 from devcluster import crd_wait, ports
@@ -152,6 +153,10 @@ def launch(state_dir: Path, kubeconfig: Path, config: Path, replica_auth_key: st
         # SO_REUSEPORT another operator may already hold it).
         ports.wait_until(lambda: process.check_alive() or WEBHOOK_SERVING in _read_from(log, offset),
                          timeout=60, what=f"the admission webhook of {name}")
+        # kopf logs that line before it patches the webhooks into the configuration (which it
+        # creates empty first): after the configuration was deleted, the patch may still be
+        # on its way.
+        _wait_for_configured_webhooks(kubeconfig, config, process)
     except BaseException:
         process.stop()
         raise
@@ -159,6 +164,23 @@ def launch(state_dir: Path, kubeconfig: Path, config: Path, replica_auth_key: st
 
 
 WEBHOOK_SERVING = "Reconfiguring the validating webhook"
+
+
+def _wait_for_configured_webhooks(kubeconfig: Path, config: Path, process: Process) -> None:
+    name = yaml.safe_load(config.read_text())["webhook"]["configurationName"]
+    admission = client.AdmissionregistrationV1Api(config_loader.new_client_from_config(config_file=str(kubeconfig)))
+
+    def configured() -> bool:
+        process.check_alive()
+        try:
+            return bool(admission.read_validating_webhook_configuration(name).webhooks)
+        except client.exceptions.ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+
+    ports.wait_until(configured, timeout=60, interval=0.1,
+                     what=f"the webhooks in the configuration {name}")
 
 
 def _name(index: int) -> str:
@@ -191,7 +213,7 @@ def wait_for_admission(kubeconfig: Path, timeout: float = 60) -> None:
     its watch a moment later: until then a create is refused with "failed calling webhook" (the
     old port). Probed with a server-side dry run, in `default`, of a spec only the webhook
     refuses."""
-    api = client.CustomObjectsApi(config.new_client_from_config(config_file=str(kubeconfig)))
+    api = client.CustomObjectsApi(config_loader.new_client_from_config(config_file=str(kubeconfig)))
     bad = {"apiVersion": constants.API_VERSION, "kind": constants.KIND, "metadata": {"name": "admission-probe"},
            "spec": {"replicas": 0,
                     "functions": [{"name": "f", "python": {"entrypoint": "agent_runtime.builtins:echo"}}],
