@@ -8,6 +8,8 @@ so manifests and status read the same in code, tests and docs.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import datetime as dt
 import json
 from typing import Any
@@ -19,6 +21,16 @@ from agent_api import constants
 from agent_operator.cache import WatchCache
 
 Obj = dict[str, Any]
+
+# Threads for the API calls, and connections to the API server kept open for them. asyncio's
+# default pool has min(32, cores + 4) threads (6 on 2 cores) and the client keeps cores x 5
+# connections (10): a scale-up's concurrent pod creates (reconcile.POD_CALLS_AT_ONCE per
+# cluster, `workers` clusters at once) and the admission webhook's reviews queued behind 6
+# threads. One kept connection per thread, so no call opens (and then drops) a TLS connection
+# of its own. Threads and connections start only when calls wait for one: a settled operator
+# keeps a handful.
+API_THREADS = 32
+_EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="kube-api")
 
 
 class Conflict(Exception):
@@ -35,13 +47,17 @@ class ReviewFailed(Exception):
 
 
 def load_client(kubeconfig: str | None = None) -> client.ApiClient:
+    configuration = client.Configuration()
     if kubeconfig:
-        return config.new_client_from_config(config_file=kubeconfig)
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    return client.ApiClient()
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)
+    # Read when a client is made from it (the reconcile's fenced client is made from this one).
+    configuration.connection_pool_maxsize = API_THREADS
+    return client.ApiClient(configuration)
 
 
 class Kube:
@@ -239,7 +255,7 @@ class Kube:
 
 async def _call(method: Any, *args: Any, raw: bool = False, not_found: Any = ..., exists: Any = ...,
                 **kwargs: Any) -> Any:
-    """Run one API call in a thread. `not_found`/`exists`: what to return on 404/409-exists
+    """Run one API call in a thread of the API pool. `not_found`/`exists`: what to return on 404/409-exists
     instead of raising (treating "already done" as success)."""
     if raw:
         kwargs["_preload_content"] = False
@@ -249,7 +265,7 @@ async def _call(method: Any, *args: Any, raw: bool = False, not_found: Any = ...
         return json.loads(response.data) if raw else response
 
     try:
-        return await asyncio.to_thread(run)
+        return await asyncio.get_running_loop().run_in_executor(_EXECUTOR, contextvars.copy_context().run, run)
     except ApiException as error:
         if error.status == 404 and not_found is not ...:
             return not_found

@@ -49,9 +49,11 @@ BUSY_REQUEUE_SECONDS = 2.0
 # ResourceQuota, a LimitRange, a webhook), none of which sends the operator an event: look
 # again, but not at the busy pace, which would be one refused API call every 2 s.
 REFUSED_REQUEUE_SECONDS = 10.0
-# Pod creates and deletes in flight at once for one cluster: the API calls run in asyncio's
-# default thread pool (min(32, cores + 4) threads) over the client's connection pool.
-POD_CALLS_AT_ONCE = 8
+# Pod creates and deletes in flight at once for one cluster (the StatefulSet controller's
+# Parallel policy sends a burst of 30, then 20 a second): a scale-up of 50 is ~4 rounds of API
+# latency, not 50 round trips in a row. Half of `kube.API_THREADS`, so one cluster's scale-up
+# never leaves the admission webhook's calls or another cluster's waiting for a thread.
+POD_CALLS_AT_ONCE = 16
 
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
@@ -139,8 +141,10 @@ async def _plan_membership(
             if seen.quota_message:
                 await _warn_quota_once(ctx, obj, current, seen.quota_message)
             return obj
-        for member in added:
-            await cluster_store.register_member(ctx.db, namespace, name, member.name, member.ordinal)
+        # One statement for the whole batch (50 new members: one round trip, not 50), all or
+        # none; a name another allocation registered meanwhile refuses the batch (NamesTaken)
+        # and the retried pass allocates around it.
+        await cluster_store.register_members(ctx.db, namespace, name, [(m.name, m.ordinal) for m in added])
         leaving = {m.name for m in victims}
         current.members = [
             m.model_copy(update={"phase": membership.TERMINATING, "ready": False}) if m.name in leaving else m
@@ -178,7 +182,6 @@ async def _retire_scaled_down(
             continue
         pod = cluster_pods.get(member.pod)
         if pod is None:
-            await cluster_store.archive_member(ctx.db, meta["namespace"], meta["name"], member.name)
             gone.add(member.name)
         elif not pod["metadata"].get("deletionTimestamp"):
             stopping.append(functools.partial(ctx.kube.delete_pod, meta["namespace"], member.pod,
@@ -186,6 +189,9 @@ async def _retire_scaled_down(
     await _concurrently(stopping)
     if not gone:
         return current
+    # Every member whose pod is gone, in one transaction (not one per member); they leave
+    # status only after it commits.
+    await cluster_store.archive_members(ctx.db, meta["namespace"], meta["name"], sorted(gone))
     current.members = [m for m in current.members if m.name not in gone]
     # Status keeps the newest few and the count; PostgreSQL, just written, has them all.
     newest, current.archived_count = await cluster_store.newest_archived(

@@ -32,10 +32,36 @@ async def write_config(
         return True
 
 
+class NamesTaken(Exception):
+    """A scale-up's names were registered meanwhile by another allocation (another cluster of
+    the namespace, or a second operator): nothing of the batch was registered."""
+
+
 async def register_member(
     conn: Executor, namespace: str, cluster: str, replica: str, ordinal: int
 ) -> None:
+    """A replica's own registration at start-up (idempotent; the operator registered it first)."""
     await conn.execute(queries.SQL["RegisterMember"], namespace, cluster, replica, ordinal)
+
+
+async def register_members(
+    conn: Executor, namespace: str, cluster: str, members: list[tuple[str, int]]
+) -> None:
+    """Register a scale-up's new (name, ordinal) pairs in one statement, all or none: raises
+    NamesTaken, registering nothing, if any name is already taken in the namespace. Concurrent
+    calls for one namespace are serialised (LockReplicaNames), so no name is registered by two.
+    Idempotent for this cluster's own unarchived names (a redone allocation)."""
+    if not members:
+        return
+    replicas, ordinals = [m[0] for m in members], [m[1] for m in members]
+    async with _connection(conn) as c, c.transaction():
+        await c.execute(queries.SQL["LockReplicaNames"])
+        taken = await c.fetch(queries.SQL["RegisterMembers"], namespace, cluster, replicas, ordinals)
+    if taken:
+        raise NamesTaken(
+            f"replica names {', '.join(r['replica'] for r in taken)} of AgentCluster {namespace}/{cluster} "
+            "were taken meanwhile in the namespace (another cluster or a second operator allocated "
+            "them); nothing was registered, the next reconcile allocates other names")
 
 
 async def names_taken(conn: Executor, namespace: str, cluster: str) -> set[str]:
@@ -96,18 +122,23 @@ async def clusters_with_live_members(conn: Executor) -> set[tuple[str, str]]:
 async def archive_cluster(conn: Executor, namespace: str, cluster: str) -> list[str]:
     """Archive every member still live (the AgentCluster is gone); returns their names."""
     names = [row["replica"] for row in await conn.fetch(queries.SQL["LiveMemberNames"], namespace, cluster)]
-    for name in names:
-        await archive_member(conn, namespace, cluster, name)
+    await archive_members(conn, namespace, cluster, names)
     return names
 
 
 async def archive_member(conn: Executor, namespace: str, cluster: str, replica: str) -> None:
     """Mark the replica archived (state and history kept, read-only) and free its leases."""
+    await archive_members(conn, namespace, cluster, [replica])
+
+
+async def archive_members(conn: Executor, namespace: str, cluster: str, replicas: list[str]) -> None:
+    """Archive these replicas together: one transaction of four statements whatever their
+    number (a scale-down of 50 is not 50 transactions), all or none."""
+    if not replicas:
+        return
     async with _connection(conn) as c, c.transaction():
-        await c.execute(queries.SQL["ArchiveMember"], namespace, cluster, replica)
-        await c.execute(queries.SQL["ReleaseMemberLeases"], namespace, cluster, replica)
-        await c.execute(queries.SQL["CancelMemberFires"], namespace, cluster, replica)
-        await c.execute(queries.SQL["CloseMemberRuns"], namespace, cluster, replica)
+        for name in ("ArchiveMembers", "ReleaseMemberLeases", "CancelMemberFires", "CloseMemberRuns"):
+            await c.execute(queries.SQL[name], namespace, cluster, replicas)
 
 
 async def delete_cluster_data(conn: Executor, namespace: str, cluster: str) -> None:

@@ -4,12 +4,58 @@ INSERT INTO cluster_members (namespace, cluster, replica, ordinal)
 VALUES ($1, $2, $3, $4)
 ON CONFLICT (namespace, cluster, replica) DO NOTHING;
 
--- name: ArchiveMember
-UPDATE cluster_members SET archived_at = coalesce(archived_at, now())
-WHERE namespace = $1 AND cluster = $2 AND replica = $3;
+-- name: LockReplicaNames
+-- Serialises the operator's registrations of new names (RegisterMembers) for the rest of the
+-- transaction, across namespaces and operators (a stale leader and a new one): the batch that
+-- comes second reads, with a fresh snapshot after this wait, every name the first committed.
+-- A table lock rather than an advisory lock: tenants have no privilege on this table, so no
+-- tenant can take or hold it (an advisory lock any role can hold; see 0004). It conflicts only
+-- with itself and with RetireClusterMembers' insert, never with reads; it is held for one
+-- INSERT of a few rows.
+LOCK TABLE retired_replica_names IN SHARE ROW EXCLUSIVE MODE;
+
+-- name: RegisterMembers
+-- A scale-up's new names ($3) and ordinals ($4), in one statement: one round trip for 50
+-- members, not 50. All or nothing: if any name is already taken in the namespace (by another
+-- cluster, live or archived; retired by a statePolicy Delete; or archived in this very cluster)
+-- nothing is inserted and the taken names are returned, so the caller refuses the allocation
+-- and a later pass allocates around them. This cluster's own unarchived rows are not a clash:
+-- they are an allocation whose status write did not land, redone with the same names
+-- (ON CONFLICT: idempotent, never un-archives). Run after LockReplicaNames in the same
+-- transaction, so two concurrent batches of one namespace never both register one name.
+WITH new (replica, ordinal) AS (
+    SELECT * FROM unnest($3::text[], $4::integer[])
+), taken AS (
+    SELECT n.replica FROM new n
+    WHERE EXISTS (SELECT FROM cluster_members m
+                  WHERE m.namespace = $1 AND m.replica = n.replica
+                    AND (m.cluster <> $2 OR m.archived_at IS NOT NULL))
+       OR EXISTS (SELECT FROM retired_replica_names r
+                  WHERE r.namespace = $1 AND r.replica = n.replica)
+), registered AS (
+    INSERT INTO cluster_members (namespace, cluster, replica, ordinal)
+    SELECT $1, $2, replica, ordinal FROM new
+    WHERE NOT EXISTS (SELECT FROM taken)
+    ON CONFLICT (namespace, cluster, replica) DO NOTHING
+)
+SELECT replica FROM taken ORDER BY replica;
+
+-- name: ArchiveMembers
+-- Every listed replica ($3) of the cluster in one statement; rows locked in name order, so two
+-- archivers of overlapping sets (a stale leader and a new one) wait for each other instead of
+-- deadlocking. Idempotent: an archived member keeps its first archived_at.
+WITH locked AS (
+    SELECT replica FROM cluster_members
+    WHERE namespace = $1 AND cluster = $2 AND replica = ANY($3::text[])
+    ORDER BY replica
+    FOR UPDATE
+)
+UPDATE cluster_members m SET archived_at = coalesce(m.archived_at, now())
+FROM locked
+WHERE m.namespace = $1 AND m.cluster = $2 AND m.replica = locked.replica;
 
 -- name: MemberArchived
--- FOR SHARE: a state write holding this lock finishes before ArchiveMember's UPDATE can
+-- FOR SHARE: a state write holding this lock finishes before ArchiveMembers' UPDATE can
 -- commit, so no write lands after the member was archived.
 SELECT archived_at IS NOT NULL AS archived
 FROM cluster_members WHERE namespace = $1 AND cluster = $2 AND replica = $3
@@ -22,18 +68,18 @@ FOR SHARE;
 UPDATE fires
 SET status = 'available', lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
     attempt = greatest(attempt - 1, 0), started_at = NULL
-WHERE namespace = $1 AND cluster = $2 AND replica = '' AND lease_owner = $3
+WHERE namespace = $1 AND cluster = $2 AND replica = '' AND lease_owner = ANY($3::text[])
   AND status = 'running';
 
 -- name: CancelMemberFires
 -- Cluster-mode fires belong to one replica; an archived replica will never run them.
 UPDATE fires SET status = 'cancelled', finished_at = now(), error = 'replica archived'
-WHERE namespace = $1 AND cluster = $2 AND replica = $3
+WHERE namespace = $1 AND cluster = $2 AND replica = ANY($3::text[])
   AND status IN ('available', 'running');
 
 -- name: CloseMemberRuns
 UPDATE runs SET status = 'released', finished_at = now(), error = 'replica archived'
-WHERE namespace = $1 AND cluster = $2 AND replica = $3 AND status = 'running';
+WHERE namespace = $1 AND cluster = $2 AND replica = ANY($3::text[]) AND status = 'running';
 
 -- name: DeleteClusterRuns
 DELETE FROM runs WHERE namespace = $1 AND cluster = $2;

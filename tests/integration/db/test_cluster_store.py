@@ -193,3 +193,101 @@ async def test_archived_pages_walk_every_archived_member_once_newest_first(datab
         await conn.close()
     assert seen == list(range(24, -1, -1))
     assert count == 25
+
+
+async def _registered(conn) -> set[tuple[str, str]]:
+    return {(r["cluster"], r["replica"]) for r in await conn.fetch("SELECT cluster, replica FROM cluster_members")}
+
+
+async def test_register_members_registers_a_batch_and_redoing_it_changes_nothing(database_url):
+    conn = await _connect(database_url)
+    try:
+        batch = [(f"name-{i}", i) for i in range(50)]
+        await cluster_store.register_members(conn, "ns", "c", batch)
+        # A pass whose status write did not land allocates the same names again.
+        await cluster_store.register_members(conn, "ns", "c", batch)
+        rows = await conn.fetch("SELECT replica, ordinal, archived_at FROM cluster_members ORDER BY ordinal")
+    finally:
+        await conn.close()
+    assert [(r["replica"], r["ordinal"]) for r in rows] == batch
+    assert all(r["archived_at"] is None for r in rows)
+
+
+async def test_register_members_is_all_or_nothing_when_one_name_is_taken(database_url):
+    """One taken name refuses the whole batch: a partly registered allocation would leave
+    names that no status shows, and a status that shows names registered nowhere."""
+    conn = await _connect(database_url)
+    try:
+        await cluster_store.register_member(conn, "ns", "other", "old-owl", 0)
+        await cluster_store.register_member(conn, "ns", "c", "gone-gnu", 0)
+        await cluster_store.archive_member(conn, "ns", "c", "gone-gnu")
+        await cluster_store.register_member(conn, "ns", "retired", "past-puma", 0)
+        await cluster_store.delete_cluster_data(conn, "ns", "retired")
+        before = await _registered(conn)
+        refusals = []
+        # Taken by another live cluster, archived in this very cluster, retired by a Delete.
+        for taken in ("old-owl", "gone-gnu", "past-puma"):
+            try:
+                await cluster_store.register_members(conn, "ns", "c", [("new-newt", 1), (taken, 2), ("next-nag", 3)])
+            except cluster_store.NamesTaken as refused:
+                refusals.append(str(refused))
+        after = await _registered(conn)
+    finally:
+        await conn.close()
+    assert after == before
+    assert len(refusals) == 3
+    assert all(taken in refusal for taken, refusal in zip(("old-owl", "gone-gnu", "past-puma"), refusals,
+                                                           strict=True))
+
+
+async def test_concurrent_batches_of_one_namespace_never_register_one_name_twice(database_url):
+    """Two allocations that read the namespace's names before either registered (two clusters
+    allocating at once, or a stale leader next to a new one) picked the same name: the batch
+    that comes second is refused whole, so no name belongs to two clusters."""
+    first = await _connect(database_url)
+    second = await asyncpg.connect(database_url)
+    try:
+        transaction = first.transaction()
+        await transaction.start()
+        # The first batch is registered but not yet committed when the second one runs.
+        await cluster_store.register_members(first, "ns", "a", [("brave-otter", 0), ("a-only", 1)])
+        racing = asyncio.create_task(
+            cluster_store.register_members(second, "ns", "b", [("b-only", 0), ("brave-otter", 1)]))
+        await asyncio.sleep(0.5)
+        await transaction.commit()
+        try:
+            await asyncio.wait_for(racing, 10)
+            outcome = "registered"
+        except cluster_store.NamesTaken:
+            outcome = "refused"
+        owners = await first.fetch("SELECT cluster FROM cluster_members WHERE replica = 'brave-otter'")
+        registered = await _registered(first)
+    finally:
+        await first.close()
+        await second.close()
+    assert outcome == "refused"
+    assert [r["cluster"] for r in owners] == ["a"]
+    assert registered == {("a", "brave-otter"), ("a", "a-only")}
+
+
+async def test_archive_members_archives_the_batch_and_frees_what_each_held(database_url):
+    conn = await _connect(database_url)
+    try:
+        await cluster_store.register_members(conn, "ns", "c", [("keep-kiwi", 0), ("go-gnu", 1), ("go-gar", 2)])
+        for owner, mode, replica in (("go-gnu", "single", ""), ("keep-kiwi", "single", ""),
+                                     ("go-gar", "cluster", "go-gar"), ("keep-kiwi", "cluster", "keep-kiwi")):
+            await conn.execute(
+                "INSERT INTO fires (namespace, cluster, schedule, fire_time, mode, function, status,"
+                " attempt, lease_owner, lease_token, lease_expires_at, replica)"
+                " VALUES ('ns', 'c', $1, now(), $2, 'f', 'running', 1, $3, 7,"
+                " now() + interval '1 minute', $4)", f"s-{owner}-{mode}", mode, owner, replica)
+        await cluster_store.archive_members(conn, "ns", "c", ["go-gnu", "go-gar"])
+        await cluster_store.archive_members(conn, "ns", "c", ["go-gnu", "go-gar"])  # idempotent
+        archived = {r["replica"]: r["archived_at"] is not None
+                    for r in await conn.fetch("SELECT replica, archived_at FROM cluster_members")}
+        fires = {r["schedule"]: r["status"] for r in await conn.fetch("SELECT schedule, status FROM fires")}
+    finally:
+        await conn.close()
+    assert archived == {"keep-kiwi": False, "go-gnu": True, "go-gar": True}
+    assert fires == {"s-go-gnu-single": "available", "s-keep-kiwi-single": "running",
+                     "s-go-gar-cluster": "cancelled", "s-keep-kiwi-cluster": "running"}
