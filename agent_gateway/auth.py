@@ -21,6 +21,7 @@ Answers are cached for a few seconds, keyed by a hash of the token, never the to
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -51,7 +52,12 @@ class Caller:
     @property
     def key(self) -> str:
         """A stable, non-secret id for rate limits and default conversations."""
-        return hashlib.sha256(self.username.encode()).hexdigest()[:16]
+        return _key(self.username)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key(username: str) -> str:
+    return hashlib.sha256(username.encode()).hexdigest()[:16]
 
 
 LOCAL = Caller(username="kubeconfig user", local=True)
@@ -143,10 +149,9 @@ class Authorizer:
         self._cache = _TtlCache(self.cache_seconds)
 
     async def require(self, caller: Caller, namespace: str, verb: str, subresource: str = "") -> None:
-        attributes = client.V1ResourceAttributes(
-            namespace=namespace, verb=verb, group=constants.GROUP, resource=constants.PLURAL,
-            subresource=subresource or None)
-        if not await self._allowed(caller, attributes):
+        allowed = await self._allowed(caller, namespace, verb, constants.GROUP, constants.PLURAL,
+                                      subresource=subresource or None)
+        if not allowed:
             resource = constants.PLURAL + (f"/{subresource}" if subresource else "")
             raise errors.GatewayError(
                 f'forbidden: {caller.username} may not {verb} {resource}.{constants.GROUP} in namespace '
@@ -162,20 +167,22 @@ class Authorizer:
         """
         denied = set()
         for name in dict.fromkeys(use.secret for use in uses):
-            attributes = client.V1ResourceAttributes(namespace=namespace, verb="get", group="",
-                                                     resource="secrets", name=name)
-            if not await self._allowed(caller, attributes):
+            if not await self._allowed(caller, namespace, "get", "", "secrets", name=name):
                 denied.add(name)
         if denied:
             raise errors.GatewayError(
                 secret_refs.refusal(caller.username, namespace, [use for use in uses if use.secret in denied]),
                 code="forbidden")
 
-    async def _allowed(self, caller: Caller, attributes: client.V1ResourceAttributes) -> bool:
-        key = (caller, attributes.namespace, attributes.verb, attributes.group, attributes.resource,
-               attributes.subresource, attributes.name)
+    async def _allowed(self, caller: Caller, namespace: str, verb: str, group: str, resource: str,
+                       subresource: str | None = None, name: str | None = None) -> bool:
+        key = (caller, namespace, verb, group, resource, subresource, name)
         allowed = self._cache.get(key)
         if allowed is None:
+            # The client's model (which validates every field) only for a review, not for
+            # every tool call the cache answers.
+            attributes = client.V1ResourceAttributes(namespace=namespace, verb=verb, group=group, resource=resource,
+                                                     subresource=subresource, name=name)
             try:
                 status = await self.kube.access_review(
                     None if caller.local else caller.username, list(caller.groups), caller.uid,

@@ -233,15 +233,27 @@ class PodAuthority:
     async def confirms(self, namespace: str, cluster: str, replica: str, address: str) -> bool:
         """Whether `address` is where the API server says the replica's pod is; a refusal is
         logged (once a minute per address and reason; a mismatch as a warning) and answered False."""
+        watched = self.confirmed_now(namespace, cluster, replica, address)
+        if watched is not None:
+            return watched
         key = (namespace, pod_name(cluster, replica))
+        view = self._views.get(key)
+        if view is None or (refusal(view, cluster, replica, address) is not None
+                            and time.monotonic() - view.read_at >= self._recheck_seconds):
+            view = await self._read(key)
+        return self._judged(view, namespace, cluster, replica, address)
+
+    def confirmed_now(self, namespace: str, cluster: str, replica: str, address: str) -> bool | None:
+        """`confirms` answered from the pod watch without waiting, or None when the watch does
+        not cover the namespace (yet) and the pod must be read. Routing asks this first: an
+        awaited check per replica per request was a task each (`asyncio.gather`)."""
         watched = self._pods.informer(namespace) if self._pods is not None else None
-        if watched is not None and watched.synced:
-            view = watched.get(*key) or PodView(read_at=0.0)
-        else:
-            view = self._views.get(key)
-            if view is None or (refusal(view, cluster, replica, address) is not None
-                                and time.monotonic() - view.read_at >= self._recheck_seconds):
-                view = await self._read(key)
+        if watched is None or not watched.synced:
+            return None
+        view = watched.get(namespace, pod_name(cluster, replica)) or PodView(read_at=0.0)
+        return self._judged(view, namespace, cluster, replica, address)
+
+    def _judged(self, view: PodView, namespace: str, cluster: str, replica: str, address: str) -> bool:
         problem = refusal(view, cluster, replica, address)
         if problem is None:
             return True
@@ -415,13 +427,28 @@ class Registry:
     async def live(self, namespace: str, cluster: str) -> list[Live]:
         mirrored = await self._mirrored(namespace, cluster)
         now = time.monotonic()
-        found = [dataclasses.replace(live, in_flight=live.in_flight + self._outstanding[(namespace, cluster, name)])
+        outstanding = self._outstanding
+        found = [live if (ours := outstanding.get((namespace, cluster, name), 0)) == 0
+                 else dataclasses.replace(live, in_flight=live.in_flight + ours)
                  for name, (live, expires) in sorted(mirrored.entries.items()) if expires > now]
-        # Only ready replicas can be routed to, so only theirs are checked.
-        ready = [c for c in found if c.ready]
-        confirmed = await asyncio.gather(*(self._authority.confirms(namespace, cluster, c.name, c.address)
-                                           for c in ready))
-        refused = {c.name for c, ok in zip(ready, confirmed, strict=True) if not ok}
+        # Only ready replicas can be routed to, so only theirs are checked: from the pod watch
+        # at once where it can answer, the rest concurrently.
+        authority = self._authority
+        refused = set()
+        unknown = []
+        for c in found:
+            if c.ready:
+                ok = authority.confirmed_now(namespace, cluster, c.name, c.address)
+                if ok is None:
+                    unknown.append(c)
+                elif not ok:
+                    refused.add(c.name)
+        if unknown:
+            confirmed = await asyncio.gather(*(authority.confirms(namespace, cluster, c.name, c.address)
+                                               for c in unknown))
+            refused.update(c.name for c, ok in zip(unknown, confirmed, strict=True) if not ok)
+        if not refused:
+            return found
         return [dataclasses.replace(c, ready=False) if c.name in refused else c for c in found]
 
     async def pick(self, namespace: str, cluster: str, members: set[str]) -> Live | None:

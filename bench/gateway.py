@@ -9,6 +9,9 @@ turn, `ROUNDS` times, at each concurrency):
 - `gateway chat pinned`: `chat_with_agent` with `replica` through the official MCP client;
   every concurrent client has its own MCP session, client i pinned to replica i mod 5;
 - `gateway chat`: the same, unpinned (the gateway picks the least busy replica);
+- `gateway chat pinned, 2025 client`: as `gateway chat pinned`, the official client in its
+  `legacy` mode (the 2025 initialize handshake, as 2025-era clients speak; the gateway is
+  stateless, so no session id), a request path of its own in the SDK and in the gateway;
 - `direct chat`: `POST /chat` to the replica, with the cluster's replica token as the
   gateway sends it, client i to replica i mod 5;
 - `gateway webhook`: a signed delivery to the gateway's `/hooks/<ns>/<agent>/sync`;
@@ -57,7 +60,9 @@ from devcluster.cluster import DevCluster
 
 NAMESPACE, AGENT = "bench-gw", "echo"
 SECRET = b"bench-webhook-secret"
-PATHS = ("gateway chat pinned", "gateway chat", "direct chat", "gateway webhook", "direct webhook")
+PATHS = ("gateway chat pinned", "gateway chat", "gateway chat pinned, 2025 client", "direct chat", "gateway webhook",
+         "direct webhook")
+LEGACY = "gateway chat pinned, 2025 client"
 TURNS_PER_CONVERSATION = 10
 PROFILE_SECONDS = 10
 GOAL_OVERHEAD_MS = 2.0
@@ -211,6 +216,7 @@ class Clients:
         self.addresses = addresses
         self.replica_token = replica_auth.token(replica_auth.master_key(stack.key, who="bench"), NAMESPACE, AGENT)
         self.mcp: list[Any] = []
+        self.legacy: list[Any] = []
         self.http: aiohttp.ClientSession | None = None
         self._exit = contextlib.AsyncExitStack()
         self._turn = itertools.count()
@@ -218,11 +224,12 @@ class Clients:
     async def __aenter__(self) -> Clients:
         self.http = await self._exit.enter_async_context(aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=120)))
-        for _ in range(self.concurrency):
-            http = await self._exit.enter_async_context(httpx2.AsyncClient(
-                headers={"Authorization": f"Bearer {self.token}"}, timeout=httpx2.Timeout(120, connect=10)))
-            self.mcp.append(await self._exit.enter_async_context(
-                Client(streamable_http_client(f"{self.stack.gateway_url}/mcp", http_client=http))))
+        for sessions, mode in ((self.mcp, "auto"), (self.legacy, "legacy")):
+            for _ in range(self.concurrency):
+                http = await self._exit.enter_async_context(httpx2.AsyncClient(
+                    headers={"Authorization": f"Bearer {self.token}"}, timeout=httpx2.Timeout(120, connect=10)))
+                sessions.append(await self._exit.enter_async_context(
+                    Client(streamable_http_client(f"{self.stack.gateway_url}/mcp", http_client=http), mode=mode)))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -234,16 +241,18 @@ class Clients:
     def calls(self) -> dict[str, Call]:
         return {"gateway chat pinned": lambda i: self._mcp_chat(i, pinned=True),
                 "gateway chat": lambda i: self._mcp_chat(i, pinned=False),
+                LEGACY: lambda i: self._mcp_chat(i, pinned=True, legacy=True),
                 "direct chat": self._direct_chat,
                 "gateway webhook": lambda i: self._webhook(i, direct=False),
                 "direct webhook": lambda i: self._webhook(i, direct=True)}
 
-    async def _mcp_chat(self, index: int, pinned: bool) -> None:
+    async def _mcp_chat(self, index: int, pinned: bool, legacy: bool = False) -> None:
         arguments: dict[str, Any] = {"name": AGENT, "namespace": NAMESPACE, "message": "hello there",
                                      "conversation_id": self.conversation(index, next(self._turn))}
         if pinned:
             arguments["replica"] = self.members[index % len(self.members)]
-        result = await self.mcp[index].call_tool("chat_with_agent", arguments, read_timeout_seconds=120)
+        session = (self.legacy if legacy else self.mcp)[index]
+        result = await session.call_tool("chat_with_agent", arguments, read_timeout_seconds=120)
         if result.is_error:
             raise RuntimeError(" ".join(getattr(c, "text", "") for c in result.content))
 
@@ -480,6 +489,18 @@ def reading(variants: list[tuple[str, dict[str, Any]]]) -> str:
             lines.append(f"- {label}: gateway chat overhead at {low} client: +{overhead:.2f} ms p50 "
                          f"({pinned['p50_ms']:.2f} vs {direct['p50_ms']:.2f} ms direct), which {verdict} the "
                          f"≤ {GOAL_OVERHEAD_MS:g} ms goal; the direct turn itself is {direct['p50_ms']:.2f} ms p50.")
+        legacy = _row(result, LEGACY, low)
+        if direct and legacy and direct["p50_ms"] and legacy["p50_ms"]:
+            lines.append(f"- {label}: the same through a 2025-era client (handshake protocol): "
+                         f"+{legacy['p50_ms'] - direct['p50_ms']:.2f} ms p50 ({legacy['p50_ms']:.2f} ms), gateway "
+                         f"CPU {_fmt(legacy['gateway_cpu_ms'], 2)} ms per chat against "
+                         f"{_fmt(pinned and pinned['gateway_cpu_ms'], 2)} ms at 2026-07-28.")
+        if direct and pinned and direct["p50_ms"] and pinned["p50_ms"]:
+            extra_client = (pinned["client_cpu_ms"] or 0) - (direct["client_cpu_ms"] or 0)
+            extra_gateway = pinned["gateway_cpu_ms"] or 0
+            lines.append(f"- {label}: of that overhead, CPU per chat at {low} client: the gateway "
+                         f"{extra_gateway:.2f} ms, the load generator's MCP client {extra_client:.2f} ms more than "
+                         "its plain HTTP call (the official client's own cost, counted in the overhead).")
         if hook and hook_direct and hook["p50_ms"] and hook_direct["p50_ms"]:
             lines.append(f"- {label}: webhook overhead at {low} client: +{hook['p50_ms'] - hook_direct['p50_ms']:.2f} "
                          f"ms p50 ({hook['p50_ms']:.2f} vs {hook_direct['p50_ms']:.2f} ms).")
@@ -533,6 +554,7 @@ def plot(variants: list[tuple[str, dict[str, Any]]]) -> Path:
 
     figure, axes = pyplot.subplots(1, 2, figsize=(11, 4.2), sharey=False)
     styles = {"gateway chat pinned": ("tab:blue", "-"), "gateway chat": ("tab:cyan", "-"),
+              LEGACY: ("tab:purple", ":"),
               "direct chat": ("tab:green", "-"), "gateway webhook": ("tab:red", "--"),
               "direct webhook": ("tab:orange", "--")}
     for label, result in variants:

@@ -66,6 +66,9 @@ class Progress:
         self._ctx = ctx
         self._step = 0
         self._started = time.monotonic()
+        meta = ctx.request_context.meta
+        self.wanted = meta is not None and meta.get("progress_token") is not None
+        """Whether the client asked for progress (gave a token): without one nothing is sent."""
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started
@@ -76,6 +79,9 @@ class Progress:
 
     async def while_waiting(self, work: Awaitable[T], waiting: str) -> T:
         """`work`'s result; meanwhile, every HEARTBEAT_SECONDS, '<waiting>: <n>s so far'."""
+        if not self.wanted:
+            # No token, no notifications: no heartbeat task to start and collect per turn.
+            return await work
         async def heartbeat() -> None:
             while True:
                 await asyncio.sleep(HEARTBEAT_SECONDS)

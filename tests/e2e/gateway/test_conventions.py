@@ -71,15 +71,18 @@ async def slow_model():
     await scripted.stop()
 
 
+# Both protocol eras: the SDK serves each on a request path of its own (2026-07-28: one
+# exchange per POST; 2025: the handshake era's transport), and both must stream progress.
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_a_slow_chat_turn_reports_progress_until_it_answers(gateway, k8s_api, namespace, token_for,
-                                                                   slow_model):
+                                                                   slow_model, mode):
     agc = client.CustomObjectsApi(k8s_api)
     ac.create(agc, namespace, {
         "apiVersion": constants.API_VERSION, "kind": constants.KIND, "metadata": {"name": "slow"},
         "spec": {"replicas": 1, "ai": {"provider": "openai", "model": "scripted",
                                        "baseURL": slow_model.openai_base_url}}})
     ac.ready_members(agc, namespace, "slow", 1)
-    async with mcpclient.connect(gateway.mcp_url, token_for(namespace)) as mcp:
+    async with mcpclient.connect(gateway.mcp_url, token_for(namespace), mode=mode) as mcp:
         answer = await mcp.call("chat_with_agent", name="slow", message="take your time", namespace=namespace)
         progress = list(mcp.progress)
     assert answer["reply"] == "thought about it"
