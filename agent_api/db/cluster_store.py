@@ -126,14 +126,10 @@ async def archive_cluster(conn: Executor, namespace: str, cluster: str) -> list[
     return names
 
 
-async def archive_member(conn: Executor, namespace: str, cluster: str, replica: str) -> None:
-    """Mark the replica archived (state and history kept, read-only) and free its leases."""
-    await archive_members(conn, namespace, cluster, [replica])
-
-
 async def archive_members(conn: Executor, namespace: str, cluster: str, replicas: list[str]) -> None:
-    """Archive these replicas together: one transaction of four statements whatever their
-    number (a scale-down of 50 is not 50 transactions), all or none."""
+    """Mark these replicas archived (state and history kept, read-only) and free what they
+    held: one transaction of four statements whatever their number (a scale-down of 50 is not
+    50 transactions), all or none."""
     if not replicas:
         return
     async with _connection(conn) as c, c.transaction():

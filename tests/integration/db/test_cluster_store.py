@@ -42,8 +42,8 @@ async def test_register_member_is_idempotent_and_never_unarchives(database_url):
     try:
         await cluster_store.register_member(conn, "ns", "c", "daring-duck", 0)
         await cluster_store.register_member(conn, "ns", "c", "daring-duck", 0)
-        await cluster_store.archive_member(conn, "ns", "c", "daring-duck")
-        await cluster_store.archive_member(conn, "ns", "c", "daring-duck")
+        await cluster_store.archive_members(conn, "ns", "c", ["daring-duck"])
+        await cluster_store.archive_members(conn, "ns", "c", ["daring-duck"])
         await cluster_store.register_member(conn, "ns", "c", "daring-duck", 0)
         rows = await conn.fetch("SELECT archived_at FROM cluster_members")
     finally:
@@ -61,7 +61,7 @@ async def test_archive_member_releases_its_single_mode_leases(database_url):
             " now() + interval '1 hour')"
         )
         await cluster_store.register_member(conn, "ns", "c", "daring-duck", 0)
-        await cluster_store.archive_member(conn, "ns", "c", "daring-duck")
+        await cluster_store.archive_members(conn, "ns", "c", ["daring-duck"])
         fire = await conn.fetchrow("SELECT status, lease_owner, attempt FROM fires")
     finally:
         await conn.close()
@@ -92,7 +92,7 @@ async def test_names_taken_are_other_clusters_names_and_own_archived_ones(databa
     try:
         await cluster_store.register_member(conn, "ns", "a", "daring-duck", 0)
         await cluster_store.register_member(conn, "ns", "a", "old-owl", 1)
-        await cluster_store.archive_member(conn, "ns", "a", "old-owl")
+        await cluster_store.archive_members(conn, "ns", "a", ["old-owl"])
         await cluster_store.register_member(conn, "ns", "b", "swift-falcon", 0)
         await cluster_store.register_member(conn, "other", "c", "calm-otter", 0)
 
@@ -126,7 +126,7 @@ async def test_names_of_a_cluster_deleted_with_state_policy_delete_stay_taken(da
     try:
         await cluster_store.register_member(conn, "ns", "c", "daring-duck", 0)
         await cluster_store.register_member(conn, "ns", "c", "old-owl", 1)
-        await cluster_store.archive_member(conn, "ns", "c", "old-owl")
+        await cluster_store.archive_members(conn, "ns", "c", ["old-owl"])
         await cluster_store.delete_cluster_data(conn, "ns", "c")
 
         taken_by_new_c = await cluster_store.names_taken(conn, "ns", "c")
@@ -144,7 +144,7 @@ async def test_next_ordinal_continues_after_every_archived_or_retired_member(dat
         fresh = await cluster_store.next_ordinal(conn, "ns", "c", 0)
         await cluster_store.register_member(conn, "ns", "c", "daring-duck", 0)
         await cluster_store.register_member(conn, "ns", "c", "old-owl", 1)
-        await cluster_store.archive_member(conn, "ns", "c", "old-owl")
+        await cluster_store.archive_members(conn, "ns", "c", ["old-owl"])
         # A recreated cluster (status.nextOrdinal 0) starts after the archived ordinal 1.
         after_archive = await cluster_store.next_ordinal(conn, "ns", "c", 0)
         # An unarchived row not in status is a pending allocation: it does not move the ordinal.
@@ -161,7 +161,7 @@ async def test_next_ordinal_continues_after_every_archived_or_retired_member(dat
 async def _archive_many(conn, cluster: str, count: int) -> None:
     for ordinal in range(count):
         await cluster_store.register_member(conn, "ns", cluster, f"name-{ordinal}", ordinal)
-        await cluster_store.archive_member(conn, "ns", cluster, f"name-{ordinal}")
+        await cluster_store.archive_members(conn, "ns", cluster, [f"name-{ordinal}"])
 
 
 async def test_newest_archived_is_the_newest_few_oldest_first_with_the_total(database_url):
@@ -220,7 +220,7 @@ async def test_register_members_is_all_or_nothing_when_one_name_is_taken(databas
     try:
         await cluster_store.register_member(conn, "ns", "other", "old-owl", 0)
         await cluster_store.register_member(conn, "ns", "c", "gone-gnu", 0)
-        await cluster_store.archive_member(conn, "ns", "c", "gone-gnu")
+        await cluster_store.archive_members(conn, "ns", "c", ["gone-gnu"])
         await cluster_store.register_member(conn, "ns", "retired", "past-puma", 0)
         await cluster_store.delete_cluster_data(conn, "ns", "retired")
         before = await _registered(conn)

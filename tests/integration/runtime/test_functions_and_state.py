@@ -128,7 +128,7 @@ async def test_archived_replica_state_is_kept_and_read_only(database_url):
     try:
         await store.put("memory", {"n": 1})
         await store.put("team", "shared", shared=True)
-        await cluster_store.archive_member(replica.pool, NAMESPACE, CLUSTER, "r0")
+        await cluster_store.archive_members(replica.pool, NAMESPACE, CLUSTER, ["r0"])
         with pytest.raises(state.StateReadOnly, match="archived"):
             await store.put("memory", {"n": 2})
         with pytest.raises(state.StateReadOnly):
