@@ -89,6 +89,12 @@ class WorkQueue:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if (task := asyncio.current_task()) is not None and task.cancelling():
+                    # Stopped (the Lease was lost, or shutdown) while the reconcile's pod calls
+                    # ran in a TaskGroup: the fenced client refused them, and the group raised
+                    # their errors instead of the cancellation. Stop anyway; the next leader
+                    # reconciles.
+                    raise asyncio.CancelledError from None
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
                 delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (failures - 1))
                 log.exception("reconcile of %s/%s failed (attempt %d); retrying in %.1fs",
