@@ -37,6 +37,7 @@ class WorkQueue:
         self._failures: dict[Key, int] = {}
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def add(self, key: Key) -> None:
         if key in self._active:
@@ -67,6 +68,7 @@ class WorkQueue:
                        for i in range(self._workers)]
 
     async def stop(self) -> None:
+        self._stopping = True
         for timer in self._timers.values():
             timer.cancel()
         for task in self._tasks:
@@ -89,11 +91,12 @@ class WorkQueue:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                if (task := asyncio.current_task()) is not None and task.cancelling():
+                if self._stopping:
                     # Stopped (the Lease was lost, or shutdown) while the reconcile's pod calls
                     # ran in a TaskGroup: the fenced client refused them, and the group raised
                     # their errors instead of the cancellation. Stop anyway; the next leader
-                    # reconciles.
+                    # reconciles. (Not `Task.cancelling()`: Python 3.11's TaskGroup leaves it
+                    # raised after any failed child.)
                     raise asyncio.CancelledError from None
                 failures = self._failures[key] = self._failures.get(key, 0) + 1
                 delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (failures - 1))

@@ -37,14 +37,22 @@ async def test_stop_ends_a_worker_whose_reconcile_fails_while_it_is_cancelled():
     await asyncio.wait_for(queue.stop(), 5)
 
 
-async def test_a_failed_reconcile_is_retried_while_the_queue_runs():
+async def test_a_reconcile_whose_pod_calls_failed_is_retried_while_the_queue_runs():
+    """A failed pod call ends the reconcile's TaskGroup with an ExceptionGroup (and, in Python
+    3.11, leaves the worker's `cancelling()` raised): the worker retries, it does not stop."""
     calls: list[str] = []
     again = asyncio.Event()
+
+    async def refused() -> None:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("the API server said no")
 
     async def reconcile(namespace: str, name: str) -> float | None:
         calls.append(name)
         if len(calls) == 1:
-            raise RuntimeError("the API server said no")
+            async with asyncio.TaskGroup() as group:
+                group.create_task(refused())
+                group.create_task(asyncio.sleep(1))
         again.set()
         return None
 
